@@ -1,3 +1,29 @@
 """kerasft: fine-tune pretrained models with Keras 3 on any backend."""
 
+from kerasft import backbones
+from kerasft.freezing import freeze
+from kerasft.freezing import freeze_until
+from kerasft.freezing import summary
+from kerasft.freezing import unfreeze
+from kerasft.models import build_classifier
+from kerasft.stages import Stage
+from kerasft.stages import resolve_layers
+from kerasft.stages import resolve_stages
+from kerasft.stages import stage_index
+from kerasft.stages import stages
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "Stage",
+    "backbones",
+    "build_classifier",
+    "freeze",
+    "freeze_until",
+    "resolve_layers",
+    "resolve_stages",
+    "stage_index",
+    "stages",
+    "summary",
+    "unfreeze",
+]
