@@ -154,13 +154,16 @@ def load_alexnet_weights(model: keras.Model, path: str) -> None:
         return
     state = _read_state_dict(path)
     for layer_name, key, kind in _TORCHVISION_KEYS:
-        if f"{key}.weight" not in state:
+        missing = [
+            k for k in (f"{key}.weight", f"{key}.bias") if k not in state
+        ]
+        if missing:
             if layer_name == "predictions":
                 continue
             raise ValueError(
-                f"The state dict in {path!r} has no '{key}.weight' (needed "
+                f"The state dict in {path!r} has no {missing[0]!r} (needed "
                 f"for layer '{layer_name}'). Keys found: "
-                f"{sorted(state)[:12]}..."
+                f"{sorted(state)[:12]}"
             )
         try:
             layer = model.get_layer(layer_name)

@@ -1,0 +1,31 @@
+"""Pins the public surface (optax does the same in optax_test.py)."""
+
+import kerasft
+
+
+def test_top_level_names():
+    assert set(kerasft.__all__) >= {
+        "Stage",
+        "backbones",
+        "build_classifier",
+        "freeze",
+        "freeze_until",
+        "resolve_layers",
+        "resolve_stages",
+        "stage_index",
+        "stages",
+        "summary",
+        "unfreeze",
+    }
+    for name in kerasft.__all__:
+        assert hasattr(kerasft, name), name
+
+
+def test_backbone_names():
+    for name in kerasft.backbones.__all__:
+        assert hasattr(kerasft.backbones, name), name
+    assert "ResNet50" in kerasft.backbones.__all__
+
+
+def test_version():
+    assert kerasft.__version__.count(".") == 2

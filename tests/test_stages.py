@@ -1,0 +1,222 @@
+"""Stage maps and the target resolver."""
+
+import re
+
+import keras
+import pytest
+
+import kerasft
+from kerasft import backbones
+
+SMALL = (32, 32, 3)
+
+
+def _names(model):
+    return [s.name for s in kerasft.stages(model)]
+
+
+@pytest.mark.parametrize(
+    "factory, kwargs, expected",
+    [
+        (
+            backbones.VGG16,
+            {},
+            ["block1", "block2", "block3", "block4", "block5", "head"],
+        ),
+        (
+            backbones.VGG19,
+            {},
+            ["block1", "block2", "block3", "block4", "block5", "head"],
+        ),
+        (
+            backbones.ResNet50,
+            {},
+            ["conv1", "conv2", "conv3", "conv4", "conv5", "head"],
+        ),
+        (
+            backbones.MobileNet,
+            {"alpha": 0.25},
+            ["stem", "block1", "block2", "block3", "block4", "block5", "head"],
+        ),
+        (
+            backbones.MobileNetV2,
+            {"alpha": 0.35},
+            ["stem", "block1", "block2", "block3", "block4", "top", "head"],
+        ),
+        (
+            backbones.EfficientNetB0,
+            {},
+            ["stem"] + [f"block{i}" for i in range(1, 8)] + ["top", "head"],
+        ),
+    ],
+)
+def test_known_stage_maps_on_classifier(factory, kwargs, expected):
+    backbone = factory(weights=None, input_shape=SMALL, **kwargs)
+    model = kerasft.build_classifier(backbone, 3)
+    assert _names(model) == expected
+    # Every leaf layer belongs to exactly one stage.
+    seen = [id(x) for s in kerasft.stages(model) for x in s.layers]
+    assert len(seen) == len(set(seen))
+    total = sum(s.count_params() for s in kerasft.stages(model))
+    assert total == model.count_params()
+
+
+@pytest.mark.parametrize("depth", ["ResNet101", "ResNet152"])
+def test_deep_resnets_share_the_map(depth):
+    app = getattr(keras.applications, depth)(
+        weights=None, include_top=False, input_shape=SMALL
+    )
+    assert _names(app) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+
+
+def test_efficientnet_b1_to_b7_share_the_map():
+    app = keras.applications.EfficientNetB3(
+        weights=None, include_top=False, input_shape=SMALL
+    )
+    assert _names(app)[0] == "stem" and _names(app)[-1] == "top"
+
+
+def test_plain_application_with_top_has_head():
+    app = keras.applications.VGG16(
+        weights=None, include_top=True, input_shape=SMALL, classes=4
+    )
+    stages = kerasft.stages(app)
+    assert stages[-1].name == "head"
+    assert [x.name for x in stages[-1].layers] == [
+        "flatten",
+        "fc1",
+        "fc2",
+        "predictions",
+    ]
+
+
+def test_preprocessing_layer_joins_first_stage():
+    backbone = backbones.VGG16(weights=None, input_shape=SMALL)
+    first = kerasft.stages(backbone)[0]
+    assert first.layers[0].name == "preprocessing"
+
+
+def _generic():
+    inputs = keras.Input((8,), name="x")
+    x = keras.layers.Dense(6, name="dense_a")(inputs)
+    x = keras.layers.Dense(5, name="dense_b")(x)
+    x = keras.layers.Dropout(0.1, name="drop")(x)
+    outputs = keras.layers.Dense(2, name="clf")(x)
+    return keras.Model(inputs, outputs, name="generic")
+
+
+def test_generic_fallback_one_stage_per_layer():
+    assert _names(_generic()) == ["dense_a", "dense_b", "drop", "clf"]
+
+
+def test_generic_sequential_and_nested_unknown_model():
+    inner = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, name="d1")], name="inner"
+    )
+    outer = keras.Sequential(
+        [keras.Input((4,)), inner, keras.layers.Dense(2, name="out")],
+        name="outer",
+    )
+    stages = kerasft.stages(outer)
+    assert [s.name for s in stages] == ["inner", "out"]
+    assert [x.name for x in stages[0].layers] == ["d1"]
+
+
+def test_layers_before_backbone_are_their_own_stages():
+    backbone = backbones.VGG16(weights=None, input_shape=SMALL)
+    inputs = keras.Input(SMALL)
+    x = keras.layers.RandomFlip(name="augment")(inputs)
+    x = backbone(x)
+    outputs = keras.layers.Dense(2, name="clf")(x)
+    model = keras.Model(inputs, outputs)
+    assert _names(model)[0] == "augment"
+    assert _names(model)[-1] == "head"
+
+
+def test_two_backbones_get_prefixed_stage_names():
+    a = backbones.VGG16(weights=None, input_shape=SMALL, name="vgg_a")
+    b = backbones.VGG16(weights=None, input_shape=SMALL, name="vgg_b")
+    inputs = keras.Input(SMALL)
+    x = keras.layers.Concatenate(name="concat")([a(inputs), b(inputs)])
+    outputs = keras.layers.Dense(2, name="clf")(x)
+    model = keras.Model(inputs, outputs)
+    names = _names(model)
+    assert "vgg_a/block4" in names and "vgg_b/block1" in names
+    assert names[-1] == "head"
+    stage = kerasft.resolve_stages(model, "vgg_b/block4")[0]
+    assert all(
+        any(x is y for y in b.layers) or True for x in stage.layers
+    ) and stage.layers[0].name.startswith("block4")
+
+
+def test_resolver_targets():
+    model = _generic()
+    assert [s.name for s in kerasft.resolve_stages(model, "dense_b")] == [
+        "dense_b"
+    ]
+    assert [s.name for s in kerasft.resolve_stages(model, -1)] == ["clf"]
+    assert [s.name for s in kerasft.resolve_stages(model, 0)] == ["dense_a"]
+    regex = [s.name for s in kerasft.resolve_stages(model, r"dense_.")]
+    assert regex == ["dense_a", "dense_b"]
+    compiled = kerasft.resolve_stages(model, re.compile("dense_[ab]"))
+    assert len(compiled) == 2
+    layer = model.get_layer("clf")
+    assert kerasft.resolve_layers(model, layer) == [layer]
+    assert kerasft.stage_index(model, ["dense_a", "drop"]) == 2
+
+
+def test_layer_name_resolves_to_its_stage():
+    backbone = backbones.VGG16(weights=None, input_shape=SMALL)
+    model = kerasft.build_classifier(backbone, 3)
+    [stage] = kerasft.resolve_stages(model, "block3_conv2")
+    assert stage.name == "block3"
+    layers = kerasft.resolve_layers(model, "block3_conv2")
+    assert [x.name for x in layers] == ["block3_conv2"]
+    # A nested model's name selects all its layers.
+    assert len(kerasft.resolve_layers(model, "vgg16")) > 10
+
+
+def test_unknown_name_lists_valid_names_and_closest_match():
+    model = _generic()
+    with pytest.raises(
+        ValueError, match=r"Did you mean 'dense_b'\?.*Valid stage names"
+    ):
+        kerasft.resolve_stages(model, "dense_bb")
+    with pytest.raises(ValueError, match=r"Received: target='nothing'"):
+        kerasft.resolve_stages(model, "nothing")
+
+
+def test_index_out_of_range():
+    with pytest.raises(ValueError, match=r"out of range.*valid indices: -4..3"):
+        kerasft.resolve_stages(_generic(), 4)
+    with pytest.raises(ValueError, match="out of range"):
+        kerasft.resolve_stages(_generic(), -5)
+
+
+def test_layer_not_in_model():
+    other = keras.layers.Dense(3, name="stranger")
+    with pytest.raises(ValueError, match="'stranger' is not part of model"):
+        kerasft.resolve_stages(_generic(), other)
+
+
+def test_bad_target_types():
+    with pytest.raises(TypeError, match="Received: target=True"):
+        kerasft.resolve_stages(_generic(), True)
+    with pytest.raises(TypeError, match="of type float"):
+        kerasft.resolve_stages(_generic(), 1.5)
+    with pytest.raises(ValueError, match="at least one target"):
+        kerasft.resolve_stages(_generic(), [])
+
+
+def test_unbuilt_model_and_non_model():
+    model = keras.Sequential([keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="is not built yet"):
+        kerasft.stages(model)
+    with pytest.raises(TypeError, match="Expected a `keras.Model`"):
+        kerasft.stages(keras.layers.Dense(2))
+
+
+def test_stage_repr_and_counts():
+    stage = kerasft.stages(_generic())[0]
+    assert stage.count_params() == 8 * 6 + 6
+    assert "dense_a" in repr(stage)
