@@ -20,7 +20,13 @@ _COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
 
 
 def _counts(output):
-    lines = [ln for ln in output.splitlines() if ln.startswith("=")]
+    # pytest's closing line: "3 passed, 1 skipped in 2.0s" (-q) or the same
+    # framed by "=" signs.
+    lines = [
+        ln
+        for ln in output.splitlines()
+        if _COUNT.search(ln) and re.search(r" in [\d.]+s", ln)
+    ]
     counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
     if not lines:
         return counts
@@ -77,6 +83,8 @@ def main(argv=None):
         status = "ok"
         if code == 5:
             status = "FAILED (no tests collected)"
+        elif code == 0 and counts["passed"] == 0:
+            status = "FAILED (no test passed)"
         elif code != 0:
             status = f"FAILED (pytest exit code {code})"
         if status != "ok":
