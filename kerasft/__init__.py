@@ -1,6 +1,7 @@
 """kerasft: fine-tune pretrained models with Keras 3 on any backend."""
 
 from kerasft import backbones
+from kerasft import export
 from kerasft.freezing import freeze
 from kerasft.freezing import freeze_until
 from kerasft.freezing import summary
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Stage",
     "backbones",
+    "export",
     "build_classifier",
     "freeze",
     "freeze_until",

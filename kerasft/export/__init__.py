@@ -1,0 +1,9 @@
+"""Export fine-tuned models for serving.
+
+TensorFlow is imported only inside the export process, never by importing
+this package; install it with `pip install "kerasft[tensorflow]"`.
+"""
+
+from kerasft.export.tf_serving import tf_serving
+
+__all__ = ["tf_serving"]
