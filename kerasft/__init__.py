@@ -1,7 +1,9 @@
 """kerasft: fine-tune pretrained models with Keras 3 on any backend."""
 
 from kerasft import backbones
+from kerasft import callbacks
 from kerasft import export
+from kerasft import optimizers
 from kerasft.freezing import freeze
 from kerasft.freezing import freeze_until
 from kerasft.freezing import summary
@@ -18,7 +20,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Stage",
     "backbones",
+    "callbacks",
     "export",
+    "optimizers",
     "build_classifier",
     "freeze",
     "freeze_until",

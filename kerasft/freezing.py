@@ -18,7 +18,13 @@ from __future__ import annotations
 
 import keras
 
-from kerasft import stages as stages_lib
+from kerasft.stages import _all_named_layers
+from kerasft.stages import _check_model
+from kerasft.stages import _children
+from kerasft.stages import leaf_layers
+from kerasft.stages import resolve_layers
+from kerasft.stages import stage_index
+from kerasft.stages import stages
 
 BN_POLICIES = ("frozen", "train", "follow")
 
@@ -40,7 +46,7 @@ def _is_bn(layer) -> bool:
 def _containers(model):
     """All nested models of `model`, outermost first, including itself."""
     out = [model]
-    for layer in stages_lib._all_named_layers(model):
+    for layer in _all_named_layers(model):
         if isinstance(layer, keras.Model):
             out.append(layer)
     return out
@@ -51,7 +57,7 @@ def _effective_state(model):
     state = {}
 
     def walk(layer, parent_trainable):
-        for child in stages_lib._children(layer):
+        for child in _children(layer):
             on = parent_trainable and child.trainable
             if isinstance(child, keras.Model):
                 walk(child, on)
@@ -68,7 +74,7 @@ def _apply(model, changes):
     Containers are opened first (set trainable=True, which cascades), then
     every leaf gets back its effective state, then the changes apply.
     """
-    leaves = stages_lib.leaf_layers(model)
+    leaves = leaf_layers(model)
     if any(not c.trainable for c in _containers(model)):
         state = _effective_state(model)
         for container in _containers(model):
@@ -95,10 +101,10 @@ def _value_for(layer, value, bn):
 def _set(model, target, value, bn):
     _check_bn(bn)
     if target is None:
-        stages_lib._check_model(model)
-        layers = stages_lib.leaf_layers(model)
+        _check_model(model)
+        layers = leaf_layers(model)
     else:
-        layers = stages_lib.resolve_layers(model, target)
+        layers = resolve_layers(model, target)
     changes = {
         id(layer): _value_for(layer, value, bn)
         for layer in layers
@@ -217,11 +223,11 @@ def freeze_until(
         raise TypeError(
             f"`inclusive` must be a bool. Received: inclusive={inclusive!r}"
         )
-    index = stages_lib.stage_index(model, target)
+    index = stage_index(model, target)
     cut = index + 1 if inclusive else index
     changes = {}
     trainable = []
-    for stage in stages_lib.stages(model):
+    for stage in stages(model):
         value = stage.index >= cut
         for layer in stage.weight_layers:
             layer_value = _value_for(layer, value, bn)
@@ -274,7 +280,7 @@ def summary(model: keras.Model, *, print_fn=None) -> list[dict]:
     """
     rows = []
     trainable_ids = {id(v) for v in model.trainable_variables}
-    for stage in stages_lib.stages(model):
+    for stage in stages(model):
         params = stage.count_params()
         trainable_params = stage.trainable_params
         state = stage.trainable
