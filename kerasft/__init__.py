@@ -3,11 +3,14 @@
 from kerasft import backbones
 from kerasft import callbacks
 from kerasft import export
+from kerasft import layers
 from kerasft import optimizers
 from kerasft.freezing import freeze
 from kerasft.freezing import freeze_until
 from kerasft.freezing import summary
 from kerasft.freezing import unfreeze
+from kerasft.fusion import build_fusion_model
+from kerasft.fusion import fusion_gates
 from kerasft.models import build_classifier
 from kerasft.stages import Stage
 from kerasft.stages import resolve_layers
@@ -22,10 +25,13 @@ __all__ = [
     "backbones",
     "callbacks",
     "export",
+    "layers",
     "optimizers",
     "build_classifier",
+    "build_fusion_model",
     "freeze",
     "freeze_until",
+    "fusion_gates",
     "resolve_layers",
     "resolve_stages",
     "stage_index",

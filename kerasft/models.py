@@ -77,6 +77,28 @@ def build_classifier(
             "`build_classifier` needs a backbone with exactly one input. "
             f"Received: backbone with {len(backbone.inputs)} inputs"
         )
+    check_head_args(num_classes, head, dropout, hidden_units)
+    input_shape = tuple(backbone.inputs[0].shape[1:])
+    inputs = keras.Input(shape=input_shape, name=backbone.inputs[0].name)
+    x = backbone(inputs)
+    rank = len(x.shape)
+    if rank == 4:
+        x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    elif rank == 3:
+        x = keras.layers.GlobalAveragePooling1D(name="head_pool")(x)
+    elif rank != 2:
+        raise ValueError(
+            "The backbone's output must have rank 2, 3 or 4. "
+            f"Received: output shape {tuple(x.shape)}"
+        )
+    outputs = add_head(x, num_classes, head, dropout, hidden_units, activation)
+    return keras.Model(
+        inputs, outputs, name=name or f"{backbone.name}_classifier"
+    )
+
+
+def check_head_args(num_classes, head, dropout, hidden_units) -> None:
+    """Validates the head arguments shared by the model builders."""
     if (
         not isinstance(num_classes, int)
         or isinstance(num_classes, bool)
@@ -100,28 +122,16 @@ def build_classifier(
             "`hidden_units` must be a positive int. "
             f"Received: hidden_units={hidden_units!r}"
         )
-    input_shape = tuple(backbone.inputs[0].shape[1:])
-    inputs = keras.Input(shape=input_shape, name=backbone.inputs[0].name)
-    x = backbone(inputs)
-    rank = len(x.shape)
-    if rank == 4:
-        x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-    elif rank == 3:
-        x = keras.layers.GlobalAveragePooling1D(name="head_pool")(x)
-    elif rank != 2:
-        raise ValueError(
-            "The backbone's output must have rank 2, 3 or 4. "
-            f"Received: output shape {tuple(x.shape)}"
-        )
+
+
+def add_head(x, num_classes, head, dropout, hidden_units, activation):
+    """Adds the classification head layers to the tensor `x`."""
     if head == "mlp":
         x = keras.layers.Dense(
             hidden_units, activation="relu", name="head_hidden"
         )(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(
+    return keras.layers.Dense(
         num_classes, activation=activation, name="predictions"
     )(x)
-    return keras.Model(
-        inputs, outputs, name=name or f"{backbone.name}_classifier"
-    )

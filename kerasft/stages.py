@@ -211,17 +211,23 @@ def _alexnet(name):
 
 
 # (family, layer names that must all be present, rule)
+# (family, layer names that must all be present, rule). The names are those
+# of the first blocks, so a backbone cut after any stage is still known.
 _FAMILIES = (
-    ("vgg", ("block1_conv1", "block5_conv3"), _vgg),
-    ("resnet", ("conv1_conv", "conv2_block1_out", "conv5_block1_out"), _resnet),
-    ("mobilenet", ("conv_dw_1", "conv_pw_13"), _mobilenet),
-    ("mobilenetv2", ("Conv1", "block_16_project"), _mobilenetv2),
+    ("vgg", ("block1_conv1", "block1_conv2", "block1_pool"), _vgg),
+    ("resnet", ("conv1_conv", "pool1_pool", "conv2_block1_out"), _resnet),
+    ("mobilenet", ("conv1", "conv_dw_1", "conv_pw_1"), _mobilenet),
+    (
+        "mobilenetv2",
+        ("Conv1", "bn_Conv1", "expanded_conv_project"),
+        _mobilenetv2,
+    ),
     (
         "efficientnet",
-        ("stem_conv", "block1a_project_conv", "top_conv"),
+        ("stem_conv", "stem_bn", "block1a_project_conv"),
         _efficientnet,
     ),
-    ("alexnet", ("conv1", "conv5", "fc6", "fc7"), _alexnet),
+    ("alexnet", ("conv1", "conv2", "conv5", "fc6", "fc7"), _alexnet),
 )
 
 
@@ -280,8 +286,14 @@ def _groups(model):
     backbones = [c for c in children if known_family(c) is not None]
     if not backbones:
         return [[layer.name, leaf_layers(layer)] for layer in children]
-    prefix = len(backbones) > 1
-    last_backbone = max(i for i, c in enumerate(children) if c in backbones)
+    # Every nested model is a branch (a fusion model may mix known
+    # backbones and custom models); with several branches, the known ones'
+    # stage names are prefixed. The head is what follows the last branch.
+    branches = [c for c in children if isinstance(c, keras.Model)]
+    prefix = len(branches) > 1
+    last_branch = max(
+        i for i, c in enumerate(children) if isinstance(c, keras.Model)
+    )
     groups = []
     for i, layer in enumerate(children):
         if any(layer is b for b in backbones):
@@ -289,7 +301,7 @@ def _groups(model):
                 if prefix:
                     name = f"{layer.name}/{name}"
                 groups.append([name, leaves])
-        elif i > last_backbone:
+        elif i > last_branch:
             groups.append([HEAD, leaf_layers(layer)])
         else:
             groups.append([layer.name, leaf_layers(layer)])

@@ -18,4 +18,3 @@ def _fresh_keras_session():
     keras.backend.clear_session()
     keras.utils.set_random_seed(1337)
     yield
-    keras.backend.clear_session()

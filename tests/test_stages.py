@@ -220,3 +220,31 @@ def test_stage_repr_and_counts():
     stage = kerasft.stages(_generic())[0]
     assert stage.count_params() == 8 * 6 + 6
     assert "dense_a" in repr(stage)
+
+
+def test_backbone_cut_after_a_middle_stage_is_still_known():
+    app = keras.applications.ResNet50(
+        weights=None, include_top=False, input_shape=SMALL
+    )
+    cut = keras.Model(app.input, app.get_layer("conv3_block4_out").output)
+    assert _names(cut) == ["conv1", "conv2", "conv3"]
+
+
+def test_known_backbone_next_to_a_custom_branch():
+    vgg = backbones.VGG16(weights=None, input_shape=SMALL)
+    custom = keras.Sequential(
+        [
+            keras.Input(SMALL),
+            keras.layers.Conv2D(2, 3, name="c"),
+            keras.layers.GlobalAveragePooling2D(name="p"),
+        ],
+        name="custom",
+    )
+    inputs = keras.Input(SMALL)
+    x = keras.layers.Concatenate(name="concat")([vgg(inputs), custom(inputs)])
+    model = keras.Model(inputs, keras.layers.Dense(2, name="clf")(x))
+    names = _names(model)
+    assert names[0] == "vgg16/block1" and "custom" in names
+    assert names[-1] == "head"
+    head = kerasft.stages(model)[-1]
+    assert [x.name for x in head.layers] == ["concat", "clf"]
