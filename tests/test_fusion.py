@@ -314,3 +314,24 @@ def test_fusion_gates_needs_a_gated_fusion():
         fusion_gates(model, _images(1, shape=(8, 8, 3)))
     with pytest.raises(ValueError, match="exactly one top-level"):
         fusion_gates(_tiny("c"), _images(1, shape=(8, 8, 3)))
+
+
+@pytest.mark.slow
+def test_fused_model_exports_for_serving(tmp_path):
+    """A gated fusion of two branches exports and verifies (export issue)."""
+    from kerasft.export import tf_serving
+
+    model = build_fusion_model(
+        [_tiny("left"), _tiny("right", width=6)],
+        fusion="gated",
+        units=5,
+        num_classes=3,
+    )
+    path = tf_serving(
+        model,
+        tmp_path,
+        "fused",
+        sample_inputs=_images(2, shape=(8, 8, 3)),
+    )
+    assert path.endswith("1")
+    assert (tmp_path / "fused" / "1" / "saved_model.pb").exists()
