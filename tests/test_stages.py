@@ -70,7 +70,7 @@ def test_deep_resnets_share_the_map(depth):
 
 
 def test_efficientnet_b1_to_b7_share_the_map():
-    app = keras.applications.EfficientNetB3(
+    app = keras.applications.EfficientNetB1(
         weights=None, include_top=False, input_shape=SMALL
     )
     assert _names(app)[0] == "stem" and _names(app)[-1] == "top"
