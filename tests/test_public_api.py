@@ -29,3 +29,13 @@ def test_backbone_names():
 
 def test_version():
     assert kerasft.__version__.count(".") == 2
+
+
+def test_learning_rate_names():
+    assert {"SlantedTriangular", "OneCycle", "WarmUp", "Scaled"} <= set(
+        dir(kerasft.schedules)
+    )
+    for name in kerasft.optimizers.__all__:
+        assert hasattr(kerasft.optimizers, name), name
+    assert callable(kerasft.optimizers.discriminative)
+    assert callable(kerasft.optimizers.layerwise_decay)

@@ -432,7 +432,10 @@ def _optimizer_tree(optimizer):
         if isinstance(inner, keras.optimizers.Optimizer):
             stack.append(inner)
         if isinstance(opt, keras.optimizers.MultiOptimizer):
-            stack.extend(opt.optimizers)
+            # kerasft's DiscriminativeOptimizer hides `optimizers` (so that
+            # Keras's LR callbacks keep its factors) and lists them here.
+            subs = getattr(opt, "sub_optimizers", None)
+            stack.extend(subs if subs is not None else opt.optimizers)
     return out
 
 
