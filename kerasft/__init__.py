@@ -6,6 +6,7 @@ from kerasft import export
 from kerasft import layers
 from kerasft import optimizers
 from kerasft import peft
+from kerasft import regularizers
 from kerasft import schedules
 from kerasft.freezing import freeze
 from kerasft.freezing import freeze_until
@@ -30,6 +31,7 @@ __all__ = [
     "layers",
     "optimizers",
     "peft",
+    "regularizers",
     "schedules",
     "build_classifier",
     "build_fusion_model",

@@ -39,3 +39,8 @@ def test_learning_rate_names():
         assert hasattr(kerasft.optimizers, name), name
     assert callable(kerasft.optimizers.discriminative)
     assert callable(kerasft.optimizers.layerwise_decay)
+
+
+def test_regularizer_names():
+    for name in ("L2SP", "L2", "l2sp", "StrengthSchedule", "reinitialize"):
+        assert hasattr(kerasft.regularizers, name), name
