@@ -80,12 +80,37 @@ def replace_compiled_optimizer(
         config["optimizer"] = new.inner_optimizer
 
 
+def torch_world_size() -> int:
+    """The world size of an initialized `torch.distributed` process group.
+
+    1 on other backends, or when no process group is initialized. Keras's
+    torch trainer has no distributed support in `fit` (checked on Keras
+    3.15.1: `keras/src/backend/torch/trainer.py` never all-reduces
+    gradients), so a process group with more than one process means either
+    independent copies in `fit` or the user's own `DistributedDataParallel`
+    loop; in neither can a callback change what trains safely.
+    """
+    if keras.backend.backend() != "torch":
+        return 1
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return int(torch.distributed.get_world_size())
+    return 1
+
+
 def creation_scope(model: keras.Model) -> contextlib.AbstractContextManager:
-    """The scope in which new optimizer variables must be created.
+    """The scope in which a new optimizer and its variables must be created.
 
     With TensorFlow, variables created for a model trained under a
-    `tf.distribute` strategy must be created inside its scope; the TF trainer
-    exposes it as `model.distribute_strategy`.
+    `tf.distribute` strategy must be created inside its scope, and a Keras
+    optimizer records the strategy current at construction
+    (`keras/src/backend/tensorflow/optimizer.py`) and refuses to build under
+    another one; the TF trainer exposes the model's strategy as
+    `model.distribute_strategy` (the one current when the model was created,
+    else the current one). On JAX nothing is needed: a new variable takes
+    its layout from the current `keras.distribution` and an optimizer slot
+    the layout of its model variable.
     """
     strategy = getattr(model, "distribute_strategy", None)
     if keras.backend.backend() == "tensorflow" and strategy is not None:

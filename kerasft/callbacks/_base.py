@@ -228,6 +228,7 @@ class TrainableSchedule(keras.callbacks.Callback):
             raise
 
     def _validate(self, model):
+        _check_distribution(type(self).__name__)
         optimizer = getattr(model, "optimizer", None)
         if not getattr(model, "compiled", False) or optimizer is None:
             raise ValueError(
@@ -409,6 +410,34 @@ class TrainableSchedule(keras.callbacks.Callback):
     def on_predict_end(self, logs=None):
         if not self._training:
             self._stop_intercepting()
+
+
+def _check_distribution(name):
+    """Refuses the distributed setups where changing what trains is unsafe.
+
+    `keras.distribution` (JAX) and `tf.distribute` strategies (TensorFlow)
+    are supported: the rebuilt optimizer's variables get the distribution's
+    layout (JAX) or are created in the model's strategy scope (TensorFlow).
+    Under `torch.distributed` nothing in `fit` synchronizes the processes,
+    and `DistributedDataParallel` fixes the parameters it all-reduces when it
+    is constructed, so the change would leave replicas silently diverging.
+    """
+    world_size = _compat.torch_world_size()
+    if world_size > 1:
+        raise ValueError(
+            f"{name} cannot change which weights train under "
+            "torch.distributed: Keras's torch trainer does not synchronize "
+            "processes in `fit`, and `DistributedDataParallel` only "
+            "all-reduces the parameters that required gradients when it was "
+            "constructed, so after a change the replicas would silently "
+            "diverge. Supported: `keras.distribution` on JAX and "
+            "`tf.distribute` strategies on TensorFlow. With torch DDP, set "
+            "the trainable state with `kerasft.freeze_until` between phases "
+            "of your own training loop and wrap the model in a new "
+            "`DistributedDataParallel` after each change (see "
+            "docs/distributed.md). Received: a torch.distributed process "
+            f"group with world_size={world_size}."
+        )
 
 
 def _matches(held, variables):

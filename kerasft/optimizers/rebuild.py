@@ -153,8 +153,11 @@ def rebuild_optimizer(model: keras.Model) -> keras.optimizers.Optimizer:
             `check_rebuildable`).
     """
     old = _compiled_optimizer(model)
-    new = _clone(old)
+    # Both the optimizer object and its variables: a TensorFlow optimizer
+    # records the current `tf.distribute` strategy in its constructor and
+    # refuses to build under another one.
     with _compat.creation_scope(model):
+        new = _clone(old)
         new.build(model.trainable_variables)
     if old.built:
         carry_state(old.variables, new.variables)
