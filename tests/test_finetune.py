@@ -1,0 +1,259 @@
+"""kerasft.finetune: data loading, the strategies and the run folder.
+
+The strategy tests swap the keras.applications backbone for a tiny
+VGG-shaped one (same stage names, a few hundred weights) so that each runs
+in seconds on every backend; tests/test_cli.py runs a real MobileNet.
+"""
+
+import csv
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from kerasft import assets
+from kerasft import finetune
+
+
+def _write_folder(root, classes=("cats", "dogs"), per_class=4, bad=True):
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        os.makedirs(folder, exist_ok=True)
+        for i in range(per_class):
+            base = np.full((40, 48, 3), 40 + 160 * c, dtype="float32")
+            pixels = (base + rng.normal(0, 20, base.shape)).clip(0, 255)
+            Image.fromarray(pixels.astype("uint8")).save(
+                os.path.join(folder, f"{i}.png")
+            )
+    if bad:
+        with open(os.path.join(root, classes[0], "broken.jpg"), "wb") as f:
+            f.write(b"not an image")
+    return root
+
+
+def _tiny_backbone(backbone, weights, image_size):
+    del backbone, weights
+    inputs = keras.Input((image_size, image_size, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="block1_conv1")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="block1_conv2")(x)
+    x = keras.layers.MaxPooling2D(4, name="block1_pool")(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", name="block2_conv1")(x)
+    x = keras.layers.MaxPooling2D(2, name="block2_pool")(x)
+    return keras.Model(inputs, x, name="tiny_vgg")
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setattr(finetune, "_build_backbone", _tiny_backbone)
+
+
+def _run(data, out, **kwargs):
+    options = dict(
+        weights=None,
+        image_size=32,
+        epochs=2,
+        head_epochs=1,
+        batch_size=4,
+        learning_rate=1e-2,
+        export=False,
+        verbose=0,
+        log=lambda line: None,
+        # No graph tracing: a few seconds less per phase on a few steps.
+        run_eagerly=True,
+    )
+    options.update(kwargs)
+    return finetune.finetune(data, out=out, **options)
+
+
+def _backbone_weights(path):
+    model = keras.saving.load_model(path, compile=False)
+    backbone = model.get_layer("tiny_vgg")
+    return {w.path: keras.ops.convert_to_numpy(w) for w in backbone.weights}
+
+
+def test_load_image_folder(tmp_path):
+    root = _write_folder(os.fspath(tmp_path / "data"), per_class=3)
+    os.makedirs(tmp_path / "data" / "dogs" / "nested")
+    Image.new("RGB", (10, 20), (1, 2, 3)).save(
+        tmp_path / "data" / "dogs" / "nested" / "deep.jpg"
+    )
+    (tmp_path / "data" / "dogs" / ".hidden.png").write_bytes(b"x")
+    (tmp_path / "data" / ".cache").mkdir()
+    x, y, names, skipped = finetune.load_image_folder(root, 33)
+    assert names == ["cats", "dogs"]
+    assert x.shape == (7, 33, 33, 3) and x.dtype == np.float32
+    assert 0 <= x.min() and x.max() <= 255
+    assert y.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert [os.path.basename(p) for p in skipped] == ["broken.jpg"]
+    x, y, _, _ = finetune.load_image_folder(root, 32, max_per_class=2)
+    assert y.tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "layout, match",
+    [
+        (None, "does not exist"),
+        ({}, "is empty"),
+        ({"cats": 2}, "has 1 class"),
+        ({"cats": 2, "dogs": 0}, "is empty|no readable"),
+    ],
+)
+def test_load_image_folder_errors(tmp_path, layout, match):
+    root = tmp_path / "data"
+    if layout is not None:
+        root.mkdir()
+        for name, count in layout.items():
+            (root / name).mkdir()
+            for i in range(count):
+                Image.new("RGB", (8, 8)).save(root / name / f"{i}.png")
+        if layout.get("dogs") == 0:
+            (root / "dogs" / "bad.png").write_bytes(b"broken")
+    with pytest.raises(finetune.FinetuneError, match=match):
+        finetune.load_image_folder(os.fspath(root), 32)
+
+
+def test_gradual_unfreezes_one_stage_per_epoch(tmp_path, tiny):
+    data = _write_folder(os.fspath(tmp_path / "data"))
+    out = os.fspath(tmp_path / "run")
+    # Compiled train functions, rebuilt at each unfreeze.
+    summary = _run(data, out, strategy="gradual", run_eagerly=False)
+    events = summary["phases"]["finetune"]["unfreeze_events"]
+    assert [e["epoch"] for e in events] == [1, 2]
+    assert [e["stages"] for e in events] == [
+        ["block2", "head"],
+        ["block1", "block2", "head"],
+    ]
+    assert events[0]["trainable_params"] < events[1]["trainable_params"]
+    assert (
+        summary["phases"]["head"]["trainable_params"]
+        < (events[0]["trainable_params"])
+    )
+    assert summary["stages"] == ["block1", "block2", "head"]
+    assert summary["data"]["skipped_files"] == 1
+    assert summary["data"]["num_train"] + summary["data"]["num_heldout"] == 8
+    with open(os.path.join(out, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["phase"] for r in rows] == ["head", "finetune", "finetune"]
+    # Frozen stages have no rate (empty cells); trained ones have theirs.
+    assert rows[0]["lr/block2"] == "" and float(rows[0]["lr/head"]) > 0
+    assert rows[1]["lr/block1"] == "" and rows[1]["lr/block2"] != ""
+    assert rows[2]["lr/block1"] != ""
+
+
+def test_feature_extraction_keeps_the_backbone(tmp_path, tiny):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    out = os.fspath(tmp_path / "run")
+    keras.utils.set_random_seed(0)
+    initial = _tiny_backbone(None, None, 32).get_weights()
+    summary = _run(data, out, strategy="feature-extraction", seed=0)
+    trained = _backbone_weights(os.path.join(out, "model.keras"))
+    for before, after in zip(initial, trained.values()):
+        np.testing.assert_array_equal(before, after)
+    phase = summary["phases"]["finetune"]
+    assert (
+        phase["trainable_params"]
+        == summary["phases"]["head"]["trainable_params"]
+    )
+    assert phase["trainable_params_end"] == phase["trainable_params"]
+
+
+@pytest.mark.parametrize("strategy", ["full", "lp-ft", "discriminative"])
+def test_whole_model_strategies_train_the_backbone(tmp_path, tiny, strategy):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    out = os.fspath(tmp_path / "run")
+    keras.utils.set_random_seed(0)
+    initial = _tiny_backbone(None, None, 32).get_weights()
+    summary = _run(data, out, strategy=strategy, epochs=1, seed=0)
+    trained = _backbone_weights(os.path.join(out, "model.keras"))
+    kernel = trained[next(p for p in trained if "block1_conv1" in p)]
+    assert not np.allclose(initial[0], kernel)
+    phase = summary["phases"]["finetune"]
+    assert phase["trainable_params"] == summary["total_params"]
+    with open(os.path.join(out, "history.csv")) as f:
+        last = list(csv.DictReader(f))[-1]
+    rates = {s: float(last[f"lr/{s}"]) for s in summary["stages"]}
+    if strategy == "discriminative":
+        # lr_range: learning_rate / 100 at the bottom, learning_rate on top.
+        assert math.isclose(rates["block1"], 1e-4, rel_tol=1e-5)
+        assert math.isclose(rates["head"], 1e-2, rel_tol=1e-5)
+        assert rates["block1"] < rates["block2"] < rates["head"]
+        assert phase["stage_learning_rates"]["block1"] == pytest.approx(1e-4)
+    else:
+        assert len(set(rates.values())) == 1
+
+
+def test_bundled_fashion_mnist(tmp_path, tiny):
+    out = os.fspath(tmp_path / "run")
+    summary = _run(None, out, strategy="lp-ft", max_per_class=2, epochs=1)
+    assert summary["data"]["source"] == finetune.BUNDLED
+    assert summary["data"]["class_names"] == list(
+        assets.FASHION_MNIST_CLASS_NAMES
+    )
+    assert summary["data"]["num_train"] == 20
+    assert summary["data"]["num_heldout"] == 20
+    assert 0.0 <= summary["accuracy_after"] <= 1.0
+    with open(os.path.join(out, "summary.json")) as f:
+        assert json.load(f)["args"]["data"] is None
+
+
+def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(finetune.FinetuneError, match="already holds a run"):
+        _run(data, os.fspath(out))
+    _run(data, os.fspath(out), overwrite=True, epochs=1)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "summary.json").read_text())["accuracy_after"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"backbone": "alexnet"}, "unknown backbone 'alexnet'"),
+        ({"strategy": "chain-thaw"}, "unknown strategy"),
+        ({"image_size": 31}, "image size 31 is too small for mobilenet"),
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"validation_split": 1.0}, r"validation split .* \(0, 1\)"),
+        ({"learning_rate": -1.0}, "learning rate must be"),
+        ({"weights": "missing.h5"}, "no file exists at 'missing.h5'"),
+        ({"name": "bad name"}, "name must be letters"),
+    ],
+)
+def test_bad_options(tmp_path, kwargs, match):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    with pytest.raises(finetune.FinetuneError, match=match):
+        _run(data, os.fspath(tmp_path / "run"), **kwargs)
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_class_with_one_image_cannot_be_split(tmp_path, tiny):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    for i in range(1, 4):
+        os.remove(os.path.join(data, "dogs", f"{i}.png"))
+    with pytest.raises(finetune.FinetuneError, match="class 'dogs' has 1"):
+        _run(data, os.fspath(tmp_path / "run"))
+
+
+def test_missing_packages_fail_before_training(tmp_path, monkeypatch):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    real = finetune.importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name in ("matplotlib", "tensorflow") else real(name)
+
+    monkeypatch.setattr(finetune.importlib.util, "find_spec", find_spec)
+    with pytest.raises(
+        finetune.FinetuneError,
+        match=r"missing package\(s\) matplotlib, tensorflow: pip install "
+        r"matplotlib tensorflow \(or pass --no-export\)",
+    ):
+        _run(data, os.fspath(tmp_path / "run"), export=True)
