@@ -10,6 +10,8 @@ from kerasft import peft
 from kerasft import plotting
 from kerasft import regularizers
 from kerasft import schedules
+from kerasft import sequence
+from kerasft import text_data
 from kerasft.freezing import freeze
 from kerasft.freezing import freeze_until
 from kerasft.freezing import summary
@@ -37,6 +39,8 @@ __all__ = [
     "plotting",
     "regularizers",
     "schedules",
+    "sequence",
+    "text_data",
     "build_classifier",
     "build_fusion_model",
     "freeze",

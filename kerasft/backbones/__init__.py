@@ -18,6 +18,7 @@ from kerasft.backbones.applications import ResNet50
 from kerasft.backbones.applications import ResNet101
 from kerasft.backbones.applications import ResNet152
 from kerasft.backbones.applications import from_application
+from kerasft.backbones.hub import exact_gelu_backbone
 from kerasft.backbones.hub import is_minilm_provisioned
 from kerasft.backbones.hub import load_hub_backbone
 from kerasft.backbones.hub import load_hub_text_classifier
@@ -45,6 +46,7 @@ __all__ = [
     "ResNet152",
     "VGG16",
     "VGG19",
+    "exact_gelu_backbone",
     "from_application",
     "is_minilm_provisioned",
     "load_hub_backbone",

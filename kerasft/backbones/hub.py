@@ -45,6 +45,7 @@ from kerasft.peft import _sublayers
 
 __all__ = [
     "MINILM_DIRNAME",
+    "exact_gelu_backbone",
     "is_minilm_provisioned",
     "load_hub_backbone",
     "load_hub_text_classifier",
@@ -266,7 +267,8 @@ def use_exact_gelu(model: keras.Layer) -> list:
     activation of every `feedforward_intermediate_dense` layer of the model
     to `keras.activations.gelu` (exact). A model saved afterwards and loaded
     again is rebuilt by keras-hub with its default activation, so call this
-    again after loading.
+    again after loading, or use `exact_gelu_backbone` (which the loaders
+    use for BERT), whose result keeps exact GELU across saving.
 
     Example:
 
@@ -302,6 +304,93 @@ def use_exact_gelu(model: keras.Layer) -> list:
             f"such as BertBackbone. Received: model={model.name!r}"
         )
     return changed
+
+
+# keras-hub rebuilds a saved backbone from its config, which has no
+# activation entry, so a switched activation would not survive
+# `model.save` / `keras.saving.load_model`. A BERT backbone switched by the
+# loaders is therefore an instance of a registered subclass that switches
+# again in `__init__`. The subclass needs keras-hub, which is imported only
+# when used; the registered stand-in below lets a saved model load in a
+# process that has imported kerasft but not keras-hub yet.
+_EXACT_GELU_NAME = "ExactGeluBertBackbone"
+_exact_gelu_classes: list = []
+
+
+@keras.saving.register_keras_serializable(
+    package="kerasft", name=_EXACT_GELU_NAME
+)
+class _ExactGeluBertBackboneLoader:
+    """Loads a saved `ExactGeluBertBackbone` (imports keras-hub first)."""
+
+    @classmethod
+    def from_config(cls, config):
+        return _exact_gelu_bert_class().from_config(config)
+
+    def get_config(self):  # Required to register; never instantiated.
+        raise NotImplementedError
+
+
+def _exact_gelu_bert_class():
+    if _exact_gelu_classes:
+        return _exact_gelu_classes[0]
+    keras_hub = _keras_hub()
+
+    class ExactGeluBertBackbone(keras_hub.models.BertBackbone):
+        """A `BertBackbone` with exact GELU, also after saving and loading."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            use_exact_gelu(self)
+
+    # Replaces the stand-in: from now on the class itself is found by name.
+    keras.saving.register_keras_serializable(
+        package="kerasft", name=_EXACT_GELU_NAME
+    )(ExactGeluBertBackbone)
+    _exact_gelu_classes.append(ExactGeluBertBackbone)
+    return ExactGeluBertBackbone
+
+
+def exact_gelu_backbone(backbone: keras.Model) -> keras.Model:
+    """Returns a copy of a BERT backbone that keeps exact GELU when saved.
+
+    `use_exact_gelu` changes the activation of a model in place, which
+    `keras.saving.load_model` does not restore. The copy made here is a
+    `BertBackbone` subclass (registered as `kerasft>ExactGeluBertBackbone`)
+    that uses exact GELU whenever it is built, including when a saved model
+    that contains it is loaded. It has the same config and weights.
+
+    Example:
+
+    ```python
+    backbone = kerasft.backbones.hub.exact_gelu_backbone(
+        keras_hub.models.BertBackbone.from_preset(folder)
+    )
+    ```
+
+    Args:
+        backbone: keras_hub.models.BertBackbone. The backbone to copy.
+
+    Returns:
+        The copy, an instance of `ExactGeluBertBackbone`.
+
+    Raises:
+        ImportError: if keras-hub is not installed.
+        TypeError: if `backbone` is not a `keras_hub.models.BertBackbone`.
+    """
+    keras_hub = _keras_hub()
+    if not isinstance(backbone, keras_hub.models.BertBackbone):
+        raise TypeError(
+            "`exact_gelu_backbone` copies keras-hub BERT backbones "
+            "(`keras_hub.models.BertBackbone`). "
+            f"Received: backbone of type {type(backbone).__name__}"
+        )
+    cls = _exact_gelu_bert_class()
+    if isinstance(backbone, cls):
+        return backbone
+    copy = cls.from_config(backbone.get_config())
+    copy.set_weights(backbone.get_weights())
+    return copy
 
 
 def load_hub_backbone(
@@ -355,6 +444,8 @@ def load_hub_backbone(
         preset, load_weights=load_weights, **kwargs
     )
     if exact_gelu:
+        if isinstance(backbone, keras_hub.models.BertBackbone):
+            return exact_gelu_backbone(backbone)
         _maybe_exact_gelu(backbone)
     return backbone
 
@@ -467,6 +558,18 @@ def load_hub_text_classifier(
     preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
         preset, **preprocessor_kwargs
     )
+    if exact_gelu:
+        backbone = load_hub_backbone(
+            preset, exact_gelu=True, load_weights=load_weights
+        )
+        if isinstance(backbone, _exact_gelu_bert_class()):
+            # A BERT checkpoint: its task class is BertTextClassifier.
+            return keras_hub.models.BertTextClassifier(
+                backbone=backbone,
+                num_classes=num_classes,
+                preprocessor=preprocessor,
+                **kwargs,
+            )
     model = keras_hub.models.TextClassifier.from_preset(
         preset,
         num_classes=num_classes,
