@@ -12,6 +12,8 @@ from kerasft import regularizers
 from kerasft import schedules
 from kerasft import sequence
 from kerasft import text_data
+from kerasft.caching import FeatureCache
+from kerasft.caching import cached_fit
 from kerasft.freezing import freeze
 from kerasft.freezing import freeze_until
 from kerasft.freezing import summary
@@ -28,6 +30,7 @@ from kerasft.stages import stages
 __version__ = "0.1.0"
 
 __all__ = [
+    "FeatureCache",
     "Stage",
     "backbones",
     "callbacks",
@@ -42,6 +45,7 @@ __all__ = [
     "sequence",
     "text_data",
     "build_classifier",
+    "cached_fit",
     "build_fusion_model",
     "freeze",
     "freeze_until",

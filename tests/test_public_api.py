@@ -50,3 +50,8 @@ def test_cli_and_plotting_names():
     assert callable(kerasft.finetune.finetune)
     assert callable(kerasft.plotting.plot_history)
     assert callable(kerasft.plotting.plot_learning_rates)
+
+
+def test_caching_names():
+    assert callable(kerasft.cached_fit)
+    assert isinstance(kerasft.FeatureCache, type)
