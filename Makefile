@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.kerasft-installed
 
-.PHONY: install test lint format demo assets clean
+.PHONY: install test lint format docs demo assets clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The docs site with its API reference; warnings are errors.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
@@ -42,4 +46,4 @@ demo: $(STAMP)
 	$(VENV)/bin/kerasft finetune --out runs/demo --overwrite
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist site *.egg-info

@@ -1,7 +1,9 @@
 """kerasft: fine-tune pretrained models with Keras 3 on any backend."""
 
+from kerasft import augment
 from kerasft import backbones
 from kerasft import callbacks
+from kerasft import data_selection
 from kerasft import export
 from kerasft import finetune
 from kerasft import layers
@@ -32,8 +34,10 @@ __version__ = "0.1.0"
 __all__ = [
     "FeatureCache",
     "Stage",
+    "augment",
     "backbones",
     "callbacks",
+    "data_selection",
     "export",
     "finetune",
     "layers",

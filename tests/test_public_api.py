@@ -55,3 +55,8 @@ def test_cli_and_plotting_names():
 def test_caching_names():
     assert callable(kerasft.cached_fit)
     assert isinstance(kerasft.FeatureCache, type)
+
+
+def test_augment_and_data_selection_names():
+    assert callable(kerasft.augment.augmentation)
+    assert callable(kerasft.data_selection.select_by_loss)
