@@ -12,7 +12,8 @@ rates therefore work on them as on any backbone.
 `classifier_from_pretrained` puts a new classification head on the
 embedding and recurrent layers of a trained model (for example a language
 model built with `build_language_model`): ULMFiT's pretrain-then-fine-tune
-recipe.
+recipe; for that, `pooling="concat"` (the `SequencePooling` layer) reads
+the last valid step, the max and the mean of the top layer over time.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from kerasft.models import add_head
 
 __all__ = [
     "CELLS",
+    "POOLINGS",
+    "SequencePooling",
     "build_language_model",
     "build_sequence_classifier",
     "classifier_from_pretrained",
 ]
 
 CELLS = ("lstm", "gru")
+POOLINGS = ("last", "mean", "max", "concat")
 
 _RNN_NAME = re.compile(r"rnn_(\d+)")
 
@@ -114,10 +118,102 @@ def _recurrent_layer(cell, units, *, return_sequences, dropout, name):
     )
 
 
-def _head_model(features, num_classes, dropout, activation):
-    """The `head` stage: a nested model (dropout and dense)."""
-    inputs = keras.Input(shape=(features,), name="head_input")
-    outputs = add_head(inputs, num_classes, "linear", dropout, 1, activation)
+@keras.saving.register_keras_serializable(package="kerasft")
+class SequencePooling(keras.layers.Layer):
+    """Pools a masked sequence `(batch, steps, features)` over time.
+
+    `"last"` takes the output at the last valid step (the last step whose
+    mask is true, so left and right padding both work), `"mean"` and
+    `"max"` pool over the valid steps only, and `"concat"` concatenates
+    last, max and mean (ULMFiT's concat pooling), giving `3 * features`.
+    Without a mask every step is valid. A row with no valid step pools to
+    zeros.
+
+    Example:
+
+    ```python
+    x = keras.Input((None,), dtype="int32")
+    h = keras.layers.Embedding(100, 8, mask_zero=True)(x)
+    h = keras.layers.LSTM(16, return_sequences=True)(h)
+    features = kerasft.sequence.SequencePooling("concat")(h)  # (None, 48)
+    ```
+
+    Args:
+        mode: str. One of `"last"`, `"mean"`, `"max"`, `"concat"`.
+            Defaults to `"concat"`.
+        **kwargs: Base `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Raises:
+        ValueError: for an unknown `mode`.
+    """
+
+    def __init__(self, mode: str = "concat", **kwargs):
+        super().__init__(**kwargs)
+        _check_choice("mode", mode, POOLINGS)
+        self.mode = mode
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        ops = keras.ops
+        steps = ops.shape(inputs)[1]
+        if mask is None:
+            valid = ops.ones(ops.shape(inputs)[:2], dtype="bool")
+        else:
+            valid = ops.cast(mask, "bool")
+        weights = ops.expand_dims(ops.cast(valid, inputs.dtype), -1)
+        count = ops.sum(weights, axis=1)
+        any_valid = ops.cast(count > 0, inputs.dtype)
+        parts = {}
+        if self.mode in ("last", "concat"):
+            # Index of the last valid step: argmax of (t + 1) * valid.
+            position = ops.arange(1, steps + 1, dtype="int32")
+            score = ops.cast(valid, "int32") * ops.expand_dims(position, 0)
+            index = ops.argmax(score, axis=1)
+            index = ops.reshape(ops.cast(index, "int32"), (-1, 1, 1))
+            last = ops.take_along_axis(inputs, index, axis=1)[:, 0, :]
+            parts["last"] = last * any_valid
+        if self.mode in ("max", "concat"):
+            lowest = ops.min(inputs) - 1.0
+            masked = ops.where(ops.expand_dims(valid, -1), inputs, lowest)
+            parts["max"] = ops.max(masked, axis=1) * any_valid
+        if self.mode in ("mean", "concat"):
+            total = ops.sum(inputs * weights, axis=1)
+            parts["mean"] = total / ops.maximum(count, 1.0)
+        if self.mode == "concat":
+            return ops.concatenate(
+                [parts["last"], parts["max"], parts["mean"]], axis=-1
+            )
+        return parts[self.mode]
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        features = input_shape[-1]
+        if self.mode == "concat" and features is not None:
+            features = 3 * features
+        return (input_shape[0], features)
+
+    def get_config(self):
+        config = super().get_config()
+        config["mode"] = self.mode
+        return config
+
+
+def _head_model(features, num_classes, dropout, activation, pooling="last"):
+    """The `head` stage: a nested model ([pooling,] dropout and dense).
+
+    With `pooling="last"` the head reads the top recurrent layer's final
+    output `(batch, features)`; otherwise it reads the whole sequence
+    `(batch, steps, features)` with its mask and pools it first.
+    """
+    if pooling == "last":
+        inputs = keras.Input(shape=(features,), name="head_input")
+        x = inputs
+    else:
+        inputs = keras.Input(shape=(None, features), name="head_input")
+        x = SequencePooling(pooling, name="pooling")(inputs)
+    outputs = add_head(x, num_classes, "linear", dropout, 1, activation)
     return keras.Model(inputs, outputs, name="head")
 
 
@@ -143,6 +239,7 @@ def build_sequence_classifier(
     head_dropout: float = 0.0,
     mask_zero: bool = True,
     sequence_length: int | None = None,
+    pooling: str = "last",
     activation: str | None = "softmax",
     name: str | None = None,
 ) -> keras.Model:
@@ -154,8 +251,11 @@ def build_sequence_classifier(
     dropout and a dense classifier) reads the final output of the top
     recurrent layer: its output at the last valid step, and for a
     bidirectional layer the final state of both directions. With
-    `mask_zero=True`, id 0 is padding and every recurrent layer skips it,
-    so the output does not depend on how much padding follows a sequence.
+    `pooling="mean"`, `"max"` or `"concat"` the head starts with a
+    `SequencePooling` layer over the top layer's whole sequence instead.
+    With `mask_zero=True`, id 0 is padding: every recurrent layer and the
+    pooling skip it, so the output does not depend on how much padding a
+    sequence has, nor on which side.
 
     Example:
 
@@ -190,6 +290,11 @@ def build_sequence_classifier(
         mask_zero: bool. Whether id 0 is padding. Defaults to `True`.
         sequence_length: int or None. Fixed input length, or `None` for any
             length. Defaults to `None`.
+        pooling: str. What the head reads from the top recurrent layer:
+            `"last"` (its output at the last valid step), `"mean"` or
+            `"max"` over the valid steps, or `"concat"` (last, max and
+            mean concatenated: ULMFiT's concat pooling, three times as
+            wide). Padding never counts. Defaults to `"last"`.
         activation: str or None. Activation of the output layer; `None`
             gives logits. Defaults to `"softmax"`.
         name: str or None. Model name. Defaults to `"<cell>_classifier"`.
@@ -213,6 +318,7 @@ def build_sequence_classifier(
     _check_rate("dropout", dropout)
     _check_bool("mask_zero", mask_zero)
     _check_sequence_length(sequence_length)
+    _check_choice("pooling", pooling, POOLINGS)
 
     inputs = keras.Input(
         shape=(sequence_length,), dtype="int32", name="token_ids"
@@ -226,14 +332,16 @@ def build_sequence_classifier(
         layer = _recurrent_layer(
             cell,
             width,
-            return_sequences=not last,
+            return_sequences=not last or pooling != "last",
             dropout=dropout,
             name=f"{cell}_{i}" if bidirectional else name_i,
         )
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=name_i)
         x = layer(x)
-    head = _head_model(x.shape[-1], num_classes, head_dropout, activation)
+    head = _head_model(
+        x.shape[-1], num_classes, head_dropout, activation, pooling
+    )
     outputs = head(x)
     return keras.Model(inputs, outputs, name=name or f"{cell}_classifier")
 
@@ -380,6 +488,7 @@ def classifier_from_pretrained(
     *,
     head_dropout: float = 0.0,
     sequence_length: int | None = None,
+    pooling: str = "last",
     activation: str | None = "softmax",
     name: str | None = None,
 ) -> keras.Model:
@@ -413,6 +522,14 @@ def classifier_from_pretrained(
             Defaults to `0.0`.
         sequence_length: int or None. Fixed input length, or `None` for any
             length. Defaults to `None`.
+        pooling: str. What the head reads from the top recurrent layer:
+            `"last"` (its output at the last valid step), `"mean"` or
+            `"max"` over the valid steps, or `"concat"` (last, max and
+            mean concatenated: ULMFiT's concat pooling, three times as
+            wide). Padding never counts. For a language
+            model's encoder `"concat"` usually works much better: the
+            state at the last token mostly predicts what follows it.
+            Defaults to `"last"`.
         activation: str or None. Activation of the output layer. Defaults
             to `"softmax"`.
         name: str or None. Model name. Defaults to
@@ -439,6 +556,7 @@ def classifier_from_pretrained(
         )
     _check_classifier_args(num_classes, head_dropout)
     _check_sequence_length(sequence_length)
+    _check_choice("pooling", pooling, POOLINGS)
     embedding, recurrent = _encoder_layers(model)
 
     inputs = keras.Input(
@@ -449,11 +567,15 @@ def classifier_from_pretrained(
     pairs = [(embedding, new_embedding)]
     for i, layer in enumerate(recurrent):
         last = i == len(recurrent) - 1
-        new_layer = _copy_layer(layer, return_sequences=not last)
+        new_layer = _copy_layer(
+            layer, return_sequences=not last or pooling != "last"
+        )
         x = new_layer(x)
         pairs.append((layer, new_layer))
     for old, new in pairs:
         new.set_weights(old.get_weights())
-    head = _head_model(x.shape[-1], num_classes, head_dropout, activation)
+    head = _head_model(
+        x.shape[-1], num_classes, head_dropout, activation, pooling
+    )
     outputs = head(x)
     return keras.Model(inputs, outputs, name=name or f"{model.name}_classifier")

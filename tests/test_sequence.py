@@ -104,6 +104,69 @@ def test_padding_does_not_change_outputs():
     )
 
 
+@pytest.mark.parametrize("pooling", ["concat", "mean", "max"])
+def test_pooling_ignores_padding_on_either_side(pooling):
+    model = _tiny(pooling=pooling, activation=None)
+    stages = kerasft.stages(model)
+    assert [s.name for s in stages] == STAGES
+    assert model.get_layer("rnn_1").return_sequences is True
+    pool = model.get_layer("head").get_layer("pooling")
+    assert pool.mode == pooling
+    x = np.array([[3, 4, 5], [6, 7, 8]], "int32")
+    zeros = np.zeros((2, 4), "int32")
+    outputs = [
+        keras.ops.convert_to_numpy(model(v))
+        for v in (
+            x,
+            np.concatenate([x, zeros], 1),
+            np.concatenate([zeros, x], 1),
+        )
+    ]
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-6)
+    np.testing.assert_allclose(outputs[0], outputs[2], atol=1e-6)
+
+
+def test_sequence_pooling_values_and_config():
+    values = np.arange(24, dtype="float32").reshape(2, 4, 3)
+    values[0, 1] = -5.0  # a valid step that is never the maximum
+    mask = np.array([[1, 1, 1, 0], [0, 1, 1, 0]], bool)
+    layer = sequence.SequencePooling("concat", name="pool", dtype="float32")
+    out = keras.ops.convert_to_numpy(layer(values, mask=mask))
+    assert out.shape == (2, 9)
+    for row, steps in enumerate(([0, 1, 2], [1, 2])):
+        valid = values[row, steps]
+        expected = np.concatenate(
+            [valid[-1], valid.max(axis=0), valid.mean(axis=0)]
+        )
+        np.testing.assert_allclose(out[row], expected, rtol=1e-6)
+    # A row with no valid step pools to zeros; no mask: every step counts.
+    empty = layer(values, mask=np.zeros((2, 4), bool))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(empty), 0.0)
+    mean = sequence.SequencePooling("mean")(values)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(mean), values.mean(axis=1), rtol=1e-6
+    )
+    clone = sequence.SequencePooling.from_config(layer.get_config())
+    assert (clone.mode, clone.name) == ("concat", "pool")
+    assert layer.compute_output_shape((None, 5, 3)) == (None, 9)
+    with pytest.raises(ValueError, match=r"`mode` must be one of \['last'"):
+        sequence.SequencePooling("attention")
+
+
+def test_concat_pooling_save_and_load_round_trip(tmp_path):
+    model = _tiny(pooling="concat", head_dropout=0.2, name="pooled")
+    path = str(tmp_path / "pooled.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer("head").get_layer("pooling").mode == "concat"
+    x, _ = _ids(n=4)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(x)),
+        keras.ops.convert_to_numpy(loaded(x)),
+        atol=1e-6,
+    )
+
+
 def test_head_dropout_and_logits():
     model = _tiny(head_dropout=0.3, activation=None)
     head = model.get_layer("head")
@@ -164,6 +227,7 @@ def test_save_and_load_round_trip(tmp_path):
         ({"embedding_dim": 0}, ValueError, "`embedding_dim` must be"),
         ({"mask_zero": 1}, TypeError, "`mask_zero` must be a bool"),
         ({"sequence_length": 0}, ValueError, "`sequence_length` must be"),
+        ({"pooling": "attention"}, ValueError, r"`pooling` must be one of"),
     ],
 )
 def test_classifier_argument_errors(kwargs, error, match):
@@ -234,6 +298,33 @@ def test_classifier_from_bidirectional_classifier():
     np.testing.assert_allclose(
         *[keras.ops.convert_to_numpy(f(x)) for f in features], atol=1e-6
     )
+
+
+def test_classifier_from_language_model_with_concat_pooling():
+    lm = sequence.build_language_model(VOCAB, units=[6, 5], embedding_dim=4)
+    lm(np.ones((1, 3), "int32"))
+    clf = sequence.classifier_from_pretrained(lm, 2, pooling="concat")
+    assert [s.name for s in kerasft.stages(clf)] == STAGES
+    assert clf.get_layer("rnn_1").return_sequences is True
+    assert clf.get_layer("head").get_layer("predictions").kernel.shape == (
+        15,
+        2,
+    )
+    # The pooled features are the LM's top-layer outputs, pooled.
+    x = np.array([[3, 4, 5, 0, 0]], "int32")
+    top = keras.Model(lm.input, lm.get_layer("rnn_1").output)
+    states = keras.ops.convert_to_numpy(top(x[:, :3]))[0]
+    sequences = keras.Model(clf.input, clf.get_layer("rnn_1").output)(x)
+    pooling = clf.get_layer("head").get_layer("pooling")
+    pooled = pooling(sequences, mask=keras.ops.convert_to_tensor(x != 0))
+    expected = np.concatenate(
+        [states[-1], states.max(axis=0), states.mean(axis=0)]
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(pooled)[0], expected, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="`pooling` must be one of"):
+        sequence.classifier_from_pretrained(lm, 2, pooling="sum")
 
 
 def test_classifier_from_pretrained_errors():
