@@ -42,6 +42,21 @@ def run_worker(script, backend, args, timeout=1800):
     return json.loads(lines[-1][len("RESULT ") :])
 
 
+def run_workers(script, backends, args):
+    """Runs `script` once per backend; returns all result rows.
+
+    A backend whose worker fails gives one `{"backend", "error"}` row.
+    """
+    rows = []
+    for backend in backends:
+        out = run_worker(script, backend, args)
+        if "error" in out:
+            rows.append({"backend": backend, "error": out["error"]})
+        else:
+            rows.extend(out["results"])
+    return rows
+
+
 def emit(result):
     print("RESULT " + json.dumps(result), flush=True)
 

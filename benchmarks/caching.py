@@ -122,24 +122,17 @@ COLUMNS = (
 
 def run(backends, models, size, samples, epochs, batch_size=32):
     """Runs the benchmark; returns a list of result rows."""
-    rows = []
-    for backend in backends:
-        out = _common.run_worker(
-            os.path.abspath(__file__),
-            backend,
-            [
-                f"--models={','.join(models)}",
-                f"--size={size}",
-                f"--samples={samples}",
-                f"--epochs={epochs}",
-                f"--batch-size={batch_size}",
-            ],
-        )
-        if "error" in out:
-            rows.append({"backend": backend, "error": out["error"]})
-        else:
-            rows.extend(out["results"])
-    return rows
+    return _common.run_workers(
+        os.path.abspath(__file__),
+        backends,
+        [
+            f"--models={','.join(models)}",
+            f"--size={size}",
+            f"--samples={samples}",
+            f"--epochs={epochs}",
+            f"--batch-size={batch_size}",
+        ],
+    )
 
 
 def main():

@@ -101,24 +101,17 @@ COLUMNS = (
 
 
 def run(backends, model="mobilenet", size=96, steps=8, batch_size=32, every=1):
-    rows = []
-    for backend in backends:
-        out = _common.run_worker(
-            os.path.abspath(__file__),
-            backend,
-            [
-                f"--model={model}",
-                f"--size={size}",
-                f"--steps={steps}",
-                f"--batch-size={batch_size}",
-                f"--every={every}",
-            ],
-        )
-        if "error" in out:
-            rows.append({"backend": backend, "error": out["error"]})
-        else:
-            rows.extend(out["results"])
-    return rows
+    return _common.run_workers(
+        os.path.abspath(__file__),
+        backends,
+        [
+            f"--model={model}",
+            f"--size={size}",
+            f"--steps={steps}",
+            f"--batch-size={batch_size}",
+            f"--every={every}",
+        ],
+    )
 
 
 def main():

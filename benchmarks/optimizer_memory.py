@@ -111,16 +111,9 @@ COLUMNS = (
 
 
 def run(backends, size=64):
-    rows = []
-    for backend in backends:
-        out = _common.run_worker(
-            os.path.abspath(__file__), backend, [f"--size={size}"]
-        )
-        if "error" in out:
-            rows.append({"backend": backend, "error": out["error"]})
-        else:
-            rows.extend(out["results"])
-    return rows
+    return _common.run_workers(
+        os.path.abspath(__file__), backends, [f"--size={size}"]
+    )
 
 
 def main():
