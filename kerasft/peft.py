@@ -28,6 +28,7 @@ from kerasft.stages import _check_model
 from kerasft.stages import leaf_layers
 from kerasft.stages import resolve_layers
 from kerasft.stages import stages
+from kerasft.stages import sublayers
 
 __all__ = [
     "bitfit",
@@ -49,40 +50,6 @@ _LORA_TYPES = (
     keras.layers.Conv3DTranspose,
 )
 _LORA_PREFIX = "lora_"
-
-
-def _sublayers(layer) -> list:
-    """A layer and every layer it holds, depth first, each once.
-
-    Keras has no public walker over sublayers, so this follows the
-    attributes of each layer (and lists, tuples and dicts in them).
-    """
-    out = []
-    seen = set()
-
-    def visit(obj):
-        if isinstance(obj, keras.Layer):
-            if id(obj) in seen:
-                return
-            seen.add(id(obj))
-            out.append(obj)
-            for value in vars(obj).values():
-                visit_value(value)
-
-    def visit_value(value):
-        if isinstance(value, keras.Layer):
-            visit(value)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                if isinstance(item, keras.Layer):
-                    visit(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                if isinstance(item, keras.Layer):
-                    visit(item)
-
-    visit(layer)
-    return out
 
 
 def _supports_lora(layer) -> bool:
@@ -116,7 +83,7 @@ def _set_variables(model, train_leaves, keep) -> None:
     train_ids = {id(x) for x in train_leaves}
     leaves = leaf_layers(model)
     for container in [model] + [
-        x for x in _sublayers(model) if isinstance(x, keras.Model)
+        x for x in sublayers(model) if isinstance(x, keras.Model)
     ]:
         if not container.trainable:
             container.trainable = True
@@ -149,7 +116,7 @@ def lora_layers(model: keras.Model) -> list:
     _check_model(model)
     return [
         x
-        for x in _sublayers(model)
+        for x in sublayers(model)
         if not isinstance(x, keras.Model) and getattr(x, "lora_enabled", False)
     ]
 
@@ -240,7 +207,7 @@ def enable_lora(
         targeted = resolve_layers(model, target)
     candidates = []
     for leaf in targeted:
-        candidates.extend(x for x in _sublayers(leaf) if _supports_lora(x))
+        candidates.extend(x for x in sublayers(leaf) if _supports_lora(x))
     if not candidates:
         weight_layers = [
             f"{x.name} ({type(x).__name__})" for x in targeted if x.weights

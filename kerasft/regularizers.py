@@ -32,12 +32,12 @@ import keras
 import numpy as np
 
 from kerasft import _compat
-from kerasft.peft import _sublayers
 from kerasft.stages import HEAD
 from kerasft.stages import Target
 from kerasft.stages import resolve_layers
 from kerasft.stages import resolve_stages
 from kerasft.stages import stages as list_stages
+from kerasft.stages import sublayers
 
 __all__ = [
     "L2",
@@ -817,7 +817,7 @@ _INITIALIZER_ATTRIBUTES = {
 
 def _own_variables(layer) -> list:
     """The variables a layer creates itself (not those of its sublayers)."""
-    inner = {id(v) for sub in _sublayers(layer)[1:] for v in sub.weights}
+    inner = {id(v) for sub in sublayers(layer)[1:] for v in sub.weights}
     return [v for v in layer.weights if id(v) not in inner]
 
 
@@ -938,7 +938,7 @@ def reinitialize(
     work = []  # (layer, variable, initializer)
     seen = set()
     for leaf in leaves:
-        for layer in _sublayers(leaf):
+        for layer in sublayers(leaf):
             for variable in _own_variables(layer):
                 if id(variable) in seen:
                     continue

@@ -140,6 +140,40 @@ def leaf_layers(layer) -> list:
     return [layer]
 
 
+def sublayers(layer) -> list:
+    """A layer and every layer it holds, depth first, each once.
+
+    Keras has no public walker over sublayers, so this follows the
+    attributes of each layer (and lists, tuples and dicts in them).
+    """
+    out = []
+    seen = set()
+
+    def visit(obj):
+        if isinstance(obj, keras.Layer):
+            if id(obj) in seen:
+                return
+            seen.add(id(obj))
+            out.append(obj)
+            for value in vars(obj).values():
+                visit_value(value)
+
+    def visit_value(value):
+        if isinstance(value, keras.Layer):
+            visit(value)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                if isinstance(item, keras.Layer):
+                    visit(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                if isinstance(item, keras.Layer):
+                    visit(item)
+
+    visit(layer)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Known stage maps. Each family names the layers that identify it and a rule
 # from layer name to stage name. Layers the rule does not match join the

@@ -41,7 +41,7 @@ from typing import Any
 import keras
 
 from kerasft import assets
-from kerasft.peft import _sublayers
+from kerasft.stages import sublayers
 
 __all__ = [
     "MINILM_DIRNAME",
@@ -289,7 +289,7 @@ def use_exact_gelu(model: keras.Layer) -> list:
             layer.
     """
     changed = []
-    for layer in _sublayers(model):
+    for layer in sublayers(model):
         if layer.name != "feedforward_intermediate_dense":
             continue
         if not isinstance(layer, keras.layers.Dense):
