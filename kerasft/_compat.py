@@ -6,8 +6,9 @@ reason it is needed, so that a Keras upgrade has exactly one file to check.
 
 Checked against Keras 3.15.1 (`keras/src/backend/{jax,tensorflow,torch}/
 trainer.py`, `keras/src/trainers/trainer.py`,
-`keras/src/optimizers/base_optimizer.py`, `keras/src/saving/saving_lib.py`
-and `keras/src/callbacks/backup_and_restore.py`).
+`keras/src/optimizers/base_optimizer.py`, `keras/src/saving/saving_lib.py`,
+`keras/src/callbacks/backup_and_restore.py` and, for the graph walk of
+`kerasft.cached_fit`, `keras/src/ops/node.py`).
 """
 
 from __future__ import annotations
@@ -140,3 +141,31 @@ def intercept_variable_loading(
             del optimizer.load_own_variables
 
     return restore
+
+
+def graph_nodes(model: keras.Model) -> list:
+    """The call nodes of a functional model, in topological order.
+
+    Each item is `(operation, input_tensors, output_tensors)` for one call
+    of an operation inside `model`'s graph. Keras exposes the tensors of an
+    operation's *first* call publicly (`layer.input`, `layer.output`), but a
+    nested model's `input`/`output` are its own inner tensors and a layer
+    may be called more than once, so the walk reads each operation's call
+    nodes (`_inbound_nodes`, whose `input_tensors`/`output_tensors` are the
+    attributes Keras's own `Function` uses; checked on Keras 3.15.1) and
+    keeps those whose inputs are tensors of this graph.
+    """
+    known = {id(t) for t in model.inputs}
+    out = []
+    for op in model.operations:
+        if isinstance(op, keras.layers.InputLayer):
+            continue
+        for node in getattr(op, "_inbound_nodes", []):
+            ins = list(node.input_tensors)
+            outs = list(node.output_tensors)
+            if not outs or any(id(t) in known for t in outs):
+                continue
+            if all(id(t) in known for t in ins):
+                known.update(id(t) for t in outs)
+                out.append((op, ins, outs))
+    return out

@@ -49,6 +49,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasft import _compat
 from kerasft.freezing import _effective_state
 from kerasft.stages import leaf_layers
 from kerasft.stages import stages as model_stages
@@ -68,34 +69,6 @@ _RANDOM_CLASSES = (
 
 # ---------------------------------------------------------------------------
 # The graph walk.
-
-
-def _graph_nodes(model):
-    """The call nodes of a functional model, in topological order.
-
-    Each item is `(operation, input_tensors, output_tensors)` for one call
-    of an operation inside `model`'s graph. Keras exposes the tensors of an
-    operation's *first* call publicly (`layer.input`, `layer.output`), but a
-    nested model's `input`/`output` are its own inner tensors and a layer
-    may be called more than once, so the walk reads each operation's call
-    nodes (`_inbound_nodes`, whose `input_tensors`/`output_tensors` are the
-    attributes Keras's own `Function` uses; checked on Keras 3.15.1) and
-    keeps those whose inputs are tensors of this graph.
-    """
-    known = {id(t) for t in model.inputs}
-    out = []
-    for op in model.operations:
-        if isinstance(op, keras.layers.InputLayer):
-            continue
-        for node in getattr(op, "_inbound_nodes", []):
-            ins = list(node.input_tensors)
-            outs = list(node.output_tensors)
-            if not outs or any(id(t) in known for t in outs):
-                continue
-            if all(id(t) in known for t in ins):
-                known.update(id(t) for t in outs)
-                out.append((op, ins, outs))
-    return out
 
 
 def _is_random(layer) -> bool:
@@ -153,7 +126,7 @@ def _plan(graph_model, trainable_ids, prefix_ids, effective, first_stage):
     body_leaves = []
     mixed = None
     top_nodes = []
-    for op, ins, outs in _graph_nodes(graph_model):
+    for op, ins, outs in _compat.graph_nodes(graph_model):
         leaves = leaf_layers(op) if isinstance(op, keras.Layer) else []
         weights = op.weights if isinstance(op, keras.Layer) else []
         from_body = all(id(t) in available for t in ins)
