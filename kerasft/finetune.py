@@ -61,6 +61,7 @@ from kerasft.models import build_classifier
 from kerasft.optimizers import discriminative
 from kerasft.optimizers import lr_range
 from kerasft.optimizers.discriminative import DiscriminativeOptimizer
+from kerasft.stages import _count
 from kerasft.stages import stages as model_stages
 
 __all__ = [
@@ -443,10 +444,6 @@ class _StageRates(keras.callbacks.Callback):
         row["trainable_params"] = _count(self.model.trainable_variables)
         for key, value in row.items():
             self.records.setdefault(key, []).append(value)
-
-
-def _count(variables):
-    return int(sum(int(np.prod(v.shape)) for v in variables))
 
 
 def _compile(model, optimizer, run_eagerly):
