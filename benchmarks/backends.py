@@ -40,7 +40,7 @@ def _worker(args):
     import numpy as np
 
     import kerasft
-    from kerasft.caching import cached_fit
+    from kerasft import cached_fit
 
     keras.utils.set_random_seed(0)
     model = kerasft.build_classifier(

@@ -53,7 +53,7 @@ def _worker(args):
     import numpy as np
 
     import kerasft
-    from kerasft.caching import cached_fit
+    from kerasft import cached_fit
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (args.samples, args.size, args.size, 3))

@@ -122,13 +122,13 @@ def main(argv=None):
         sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
         import kerasft
     import keras
+    import keras_hub
     import numpy as np
 
     from kerasft import assets
+    from kerasft import backbones
     from kerasft import text_data
-    from kerasft.backbones import hub
 
-    keras_hub = hub._keras_hub()
     start = time.perf_counter()
     print(f"Keras {keras.__version__}, backend {keras.backend.backend()}")
     keras.utils.set_random_seed(0)
@@ -152,13 +152,13 @@ def main(argv=None):
 
     else:
         try:
-            folder = hub.provision_minilm(log=print)
+            folder = backbones.provision_minilm(log=print)
         except assets.AssetError as error:
             sys.exit(f"Could not provision all-MiniLM-L6-v2: {error}")
 
         def new_model():
             keras.utils.set_random_seed(0)
-            return hub.load_hub_text_classifier(
+            return backbones.load_hub_text_classifier(
                 folder, 2, sequence_length=SEQUENCE_LENGTH, dropout=0.1
             )
 

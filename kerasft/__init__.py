@@ -1,33 +1,41 @@
-"""kerasft: fine-tune pretrained models with Keras 3 on any backend."""
+"""kerasft: fine-tune pretrained models with Keras 3 on any backend.
 
-from kerasft import augment
-from kerasft import backbones
-from kerasft import callbacks
-from kerasft import data_selection
-from kerasft import export
-from kerasft import finetune
-from kerasft import layers
-from kerasft import optimizers
-from kerasft import peft
-from kerasft import plotting
-from kerasft import regularizers
-from kerasft import schedules
-from kerasft import sequence
-from kerasft import text_data
-from kerasft.caching import FeatureCache
-from kerasft.caching import cached_fit
-from kerasft.freezing import freeze
-from kerasft.freezing import freeze_until
-from kerasft.freezing import summary
-from kerasft.freezing import unfreeze
-from kerasft.fusion import build_fusion_model
-from kerasft.fusion import fusion_gates
-from kerasft.models import build_classifier
-from kerasft.stages import Stage
-from kerasft.stages import resolve_layers
-from kerasft.stages import resolve_stages
-from kerasft.stages import stage_index
-from kerasft.stages import stages
+The public API is what this package and its public subpackages re-export;
+the code lives in `kerasft._src`, where no public name can shadow it.
+"""
+
+from kerasft._src import moved as _moved
+
+_moved.install()
+
+from kerasft import augment  # noqa: E402
+from kerasft import backbones  # noqa: E402
+from kerasft import callbacks  # noqa: E402
+from kerasft import data_selection  # noqa: E402
+from kerasft import export  # noqa: E402
+from kerasft import finetune  # noqa: E402
+from kerasft import layers  # noqa: E402
+from kerasft import optimizers  # noqa: E402
+from kerasft import peft  # noqa: E402
+from kerasft import plotting  # noqa: E402
+from kerasft import regularizers  # noqa: E402
+from kerasft import schedules  # noqa: E402
+from kerasft import sequence  # noqa: E402
+from kerasft import text_data  # noqa: E402
+from kerasft._src.caching import FeatureCache  # noqa: E402
+from kerasft._src.caching import cached_fit  # noqa: E402
+from kerasft._src.freezing import freeze  # noqa: E402
+from kerasft._src.freezing import freeze_until  # noqa: E402
+from kerasft._src.freezing import summary  # noqa: E402
+from kerasft._src.freezing import unfreeze  # noqa: E402
+from kerasft._src.fusion import build_fusion_model  # noqa: E402
+from kerasft._src.fusion import fusion_gates  # noqa: E402
+from kerasft._src.models import build_classifier  # noqa: E402
+from kerasft._src.stages import Stage  # noqa: E402
+from kerasft._src.stages import resolve_layers  # noqa: E402
+from kerasft._src.stages import resolve_stages  # noqa: E402
+from kerasft._src.stages import stage_index  # noqa: E402
+from kerasft._src.stages import stages  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -36,28 +44,28 @@ __all__ = [
     "Stage",
     "augment",
     "backbones",
+    "build_classifier",
+    "build_fusion_model",
+    "cached_fit",
     "callbacks",
     "data_selection",
     "export",
     "finetune",
+    "freeze",
+    "freeze_until",
+    "fusion_gates",
     "layers",
     "optimizers",
     "peft",
     "plotting",
     "regularizers",
-    "schedules",
-    "sequence",
-    "text_data",
-    "build_classifier",
-    "cached_fit",
-    "build_fusion_model",
-    "freeze",
-    "freeze_until",
-    "fusion_gates",
     "resolve_layers",
     "resolve_stages",
+    "schedules",
+    "sequence",
     "stage_index",
     "stages",
     "summary",
+    "text_data",
     "unfreeze",
 ]

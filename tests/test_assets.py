@@ -17,7 +17,8 @@ import keras
 import numpy as np
 import pytest
 
-from kerasft import assets
+import kerasft
+from kerasft._src import assets
 
 NOT_PROVISIONED = (
     "asset {!r} is not provisioned: run `python -m kerasft.assets`"
@@ -166,7 +167,7 @@ def test_fashion_mnist_subset_shapes_dtypes_and_balance():
 
 
 def test_fashion_mnist_subset_is_shipped_with_its_license():
-    data_dir = os.path.join(os.path.dirname(assets.__file__), "data")
+    data_dir = os.path.join(os.path.dirname(kerasft.__file__), "data")
     with open(os.path.join(data_dir, "FASHION_MNIST_LICENSE.txt")) as f:
         text = f.read()
     assert "MIT License" in text and "Zalando" in text

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import kerasft
-from kerasft import caching
-from kerasft.caching import FeatureCache
-from kerasft.caching import cached_fit
+from kerasft import FeatureCache
+from kerasft import cached_fit
+from kerasft._src import caching
 
 N = 96
 BATCH = 16

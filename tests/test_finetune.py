@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kerasft import assets
-from kerasft import finetune
+from kerasft._src import assets
+from kerasft._src import finetune
 
 
 def _write_folder(root, classes=("cats", "dogs"), per_class=4, bad=True):

@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 
+from kerasft import build_fusion_model
+from kerasft import freeze
+from kerasft import fusion_gates
+from kerasft import resolve_layers
+from kerasft import stages
 from kerasft.backbones import ResNet50
-from kerasft.freezing import freeze
-from kerasft.fusion import build_fusion_model
-from kerasft.fusion import fusion_gates
 from kerasft.layers import FeatureFusion
-from kerasft.stages import resolve_layers
-from kerasft.stages import stages
 
 SHAPE = (32, 32, 3)
 

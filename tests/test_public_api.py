@@ -1,62 +1,231 @@
-"""Pins the public surface (optax does the same in optax_test.py)."""
+"""Pins the public surface (optax does the same in optax_test.py).
+
+Each public namespace re-exports exactly the names listed here, every
+name imports, no public name shares its dotted path with a module, and
+the import paths kerasft used to have fail with a message that names
+what to import instead.
+"""
+
+import importlib
+import pkgutil
+
+import pytest
 
 import kerasft
+from kerasft._src import moved
 
-
-def test_top_level_names():
-    assert set(kerasft.__all__) >= {
-        "Stage",
+PUBLIC = {
+    "kerasft": [
+        "augment",
         "backbones",
         "build_classifier",
+        "build_fusion_model",
+        "cached_fit",
+        "callbacks",
+        "data_selection",
+        "export",
+        "FeatureCache",
+        "finetune",
         "freeze",
         "freeze_until",
+        "fusion_gates",
+        "layers",
+        "optimizers",
+        "peft",
+        "plotting",
+        "regularizers",
         "resolve_layers",
         "resolve_stages",
+        "schedules",
+        "sequence",
+        "Stage",
         "stage_index",
         "stages",
         "summary",
+        "text_data",
         "unfreeze",
-    }
-    for name in kerasft.__all__:
-        assert hasattr(kerasft, name), name
+    ],
+    "kerasft.augment": [
+        "Augmentation",
+        "augmentation",
+        "KINDS",
+    ],
+    "kerasft.assets": [
+        "ASSET_NAMES",
+        "asset_paths",
+        "AssetDownloadError",
+        "AssetError",
+        "AssetHashError",
+        "check_sha256",
+        "default_cache_dir",
+        "FASHION_MNIST_CLASS_NAMES",
+        "fashion_mnist_dir",
+        "IMAGENET_EGYPTIAN_CAT",
+        "IMAGENET_ESPRESSO",
+        "is_provisioned",
+        "keras_models_dir",
+        "load_fashion_mnist",
+        "load_fashion_mnist_subset",
+        "main",
+        "mobilenet_v1_imagenet_path",
+        "provision",
+        "vgg16_hed_path",
+    ],
+    "kerasft.backbones": [
+        "AlexNet",
+        "EfficientNetB0",
+        "EfficientNetB1",
+        "EfficientNetB2",
+        "EfficientNetB3",
+        "EfficientNetB4",
+        "EfficientNetB5",
+        "EfficientNetB6",
+        "EfficientNetB7",
+        "exact_gelu_backbone",
+        "from_application",
+        "ImagePreprocessing",
+        "is_minilm_provisioned",
+        "load_alexnet_weights",
+        "load_hub_backbone",
+        "load_hub_text_classifier",
+        "load_hub_tokenizer",
+        "minilm_dir",
+        "MobileNet",
+        "MobileNetV2",
+        "provision_minilm",
+        "ResNet101",
+        "ResNet152",
+        "ResNet50",
+        "use_exact_gelu",
+        "VGG16",
+        "VGG19",
+    ],
+    "kerasft.callbacks": [
+        "FreezeUntil",
+        "only",
+        "UnfreezeSchedule",
+    ],
+    "kerasft.cli": [
+        "main",
+    ],
+    "kerasft.data_selection": [
+        "MODES",
+        "per_sample_loss",
+        "select_by_loss",
+    ],
+    "kerasft.export": [
+        "tf_serving",
+    ],
+    "kerasft.finetune": [
+        "BACKBONES",
+        "finetune",
+        "FinetuneError",
+        "load_image_folder",
+        "MIN_IMAGE_SIZE",
+        "RUN_FILES",
+        "STRATEGIES",
+    ],
+    "kerasft.layers": [
+        "FeatureFusion",
+    ],
+    "kerasft.optimizers": [
+        "check_rebuildable",
+        "discriminative",
+        "DiscriminativeOptimizer",
+        "layerwise_decay",
+        "lr_range",
+        "rebuild_optimizer",
+        "StageLearningRateLogger",
+        "trainable_change",
+    ],
+    "kerasft.peft": [
+        "bitfit",
+        "enable_lora",
+        "load_adapter_weights",
+        "lora_layers",
+        "save_adapter_weights",
+    ],
+    "kerasft.plotting": [
+        "plot_history",
+        "plot_learning_rates",
+    ],
+    "kerasft.regularizers": [
+        "L2",
+        "L2SP",
+        "l2sp",
+        "reinitialize",
+        "StrengthSchedule",
+    ],
+    "kerasft.schedules": [
+        "OneCycle",
+        "Scaled",
+        "SlantedTriangular",
+        "WarmUp",
+    ],
+    "kerasft.sequence": [
+        "build_language_model",
+        "build_sequence_classifier",
+        "CELLS",
+        "classifier_from_pretrained",
+        "POOLINGS",
+        "SequencePooling",
+    ],
+    "kerasft.text_data": [
+        "build_vocabulary",
+        "encode",
+        "is_rotten_tomatoes_provisioned",
+        "load_rotten_tomatoes",
+        "load_rotten_tomatoes_plots",
+        "OOV_TOKEN",
+        "PAD_TOKEN",
+        "provision_rotten_tomatoes",
+        "ROTTEN_TOMATOES_DIRNAME",
+        "rotten_tomatoes_path",
+        "tokenize",
+    ],
+}
 
 
-def test_backbone_names():
-    for name in kerasft.backbones.__all__:
-        assert hasattr(kerasft.backbones, name), name
-    assert "ResNet50" in kerasft.backbones.__all__
+@pytest.mark.parametrize("namespace", sorted(PUBLIC))
+def test_all_is_exact_and_every_name_imports(namespace):
+    module = importlib.import_module(namespace)
+    assert sorted(module.__all__) == sorted(PUBLIC[namespace])
+    assert len(set(module.__all__)) == len(module.__all__)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+
+
+def test_public_modules_are_exactly_the_documented_namespaces():
+    found = {"kerasft"}
+    for info in pkgutil.walk_packages(kerasft.__path__, "kerasft."):
+        if "._" not in info.name:
+            found.add(info.name)
+    assert found == set(PUBLIC)
+
+
+@pytest.mark.parametrize("namespace", sorted(PUBLIC))
+def test_no_public_name_shadows_a_module(namespace):
+    module = importlib.import_module(namespace)
+    for name in module.__all__:
+        value = getattr(module, name)
+        if getattr(value, "__name__", None) == f"{namespace}.{name}":
+            continue  # a public submodule, re-exported as itself
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"{namespace}.{name}")
+
+
+@pytest.mark.parametrize("old", sorted(moved.MOVED_MODULES))
+def test_old_module_paths_name_the_new_import(old):
+    with pytest.raises(ModuleNotFoundError, match="from kerasft"):
+        importlib.import_module(old)
+
+
+def test_stage_class_is_reachable_without_shadowing():
+    assert kerasft.Stage.__name__ == "Stage"
+    assert callable(kerasft.stages)
+    assert callable(kerasft.optimizers.discriminative)
+    assert isinstance(kerasft.callbacks.UnfreezeSchedule, type)
 
 
 def test_version():
     assert kerasft.__version__.count(".") == 2
-
-
-def test_learning_rate_names():
-    assert {"SlantedTriangular", "OneCycle", "WarmUp", "Scaled"} <= set(
-        dir(kerasft.schedules)
-    )
-    for name in kerasft.optimizers.__all__:
-        assert hasattr(kerasft.optimizers, name), name
-    assert callable(kerasft.optimizers.discriminative)
-    assert callable(kerasft.optimizers.layerwise_decay)
-
-
-def test_regularizer_names():
-    for name in ("L2SP", "L2", "l2sp", "StrengthSchedule", "reinitialize"):
-        assert hasattr(kerasft.regularizers, name), name
-
-
-def test_cli_and_plotting_names():
-    assert callable(kerasft.finetune.finetune)
-    assert callable(kerasft.plotting.plot_history)
-    assert callable(kerasft.plotting.plot_learning_rates)
-
-
-def test_caching_names():
-    assert callable(kerasft.cached_fit)
-    assert isinstance(kerasft.FeatureCache, type)
-
-
-def test_augment_and_data_selection_names():
-    assert callable(kerasft.augment.augmentation)
-    assert callable(kerasft.data_selection.select_by_loss)

@@ -16,8 +16,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from kerasft import assets
-from kerasft import text_data
+from kerasft._src import assets
+from kerasft._src import text_data
 
 ROWS = [
     ("fresh", "A warm, funny film.", "a"),

@@ -1,15 +1,22 @@
 """Callbacks that change what trains inside one `model.fit`."""
 
-from kerasft.callbacks.freeze_until import FreezeUntil
-from kerasft.callbacks.freeze_until import freeze_until
-from kerasft.callbacks.unfreeze_schedule import UnfreezeSchedule
-from kerasft.callbacks.unfreeze_schedule import only
-from kerasft.callbacks.unfreeze_schedule import unfreeze_schedule
+from kerasft._src.callbacks.freeze_until import FreezeUntil
+from kerasft._src.callbacks.unfreeze_schedule import UnfreezeSchedule
+from kerasft._src.callbacks.unfreeze_schedule import only
+from kerasft._src.moved import removed_name
 
 __all__ = [
     "FreezeUntil",
     "UnfreezeSchedule",
-    "freeze_until",
     "only",
-    "unfreeze_schedule",
 ]
+
+__getattr__ = removed_name(
+    __name__,
+    {
+        "freeze_until": "kerasft.callbacks.FreezeUntil(target, ...)",
+        "unfreeze_schedule": (
+            "kerasft.callbacks.UnfreezeSchedule(schedule, ...)"
+        ),
+    },
+)

@@ -1,5 +1,5 @@
 """Layers for fine-tuning: feature fusion across branches."""
 
-from kerasft.layers.feature_fusion import FeatureFusion
+from kerasft._src.layers.feature_fusion import FeatureFusion
 
 __all__ = ["FeatureFusion"]

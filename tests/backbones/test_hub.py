@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kerasft
-from kerasft.backbones import hub
+from kerasft._src.backbones import hub
 from kerasft.callbacks import UnfreezeSchedule
 
 keras_hub = pytest.importorskip("keras_hub")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import kerasft
-from kerasft.backbones import hub
+from kerasft._src.backbones import hub
 from kerasft.callbacks import UnfreezeSchedule
 from kerasft.optimizers import discriminative
 from kerasft.optimizers import layerwise_decay

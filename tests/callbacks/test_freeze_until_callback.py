@@ -54,11 +54,13 @@ def test_freeze_until_takes_effect_before_training(inclusive, trained):
     )
 
 
-def test_freeze_until_factory_alias():
-    callback = kc.freeze_until("d1", inclusive=False, bn="follow")
-    assert isinstance(callback, FreezeUntil)
-    assert callback.target == "d1" and not callback.inclusive
-    assert callback.bn == "follow"
+def test_removed_factory_names_the_class():
+    # `kerasft.callbacks.freeze_until` would read like the top-level
+    # `kerasft.freeze_until`, which freezes at once; the callback is the class.
+    with pytest.raises(AttributeError, match=r"FreezeUntil\(target"):
+        kc.freeze_until  # noqa: B018
+    with pytest.raises(AttributeError, match=r"UnfreezeSchedule\(schedule"):
+        kc.unfreeze_schedule  # noqa: B018
 
 
 def test_freeze_until_resume_with_backup_and_restore(tmp_path):
@@ -114,12 +116,6 @@ def test_freeze_until_bad_input():
 
 
 def test_public_surface():
-    assert sorted(kc.__all__) == [
-        "FreezeUntil",
-        "UnfreezeSchedule",
-        "freeze_until",
-        "only",
-        "unfreeze_schedule",
-    ]
+    assert sorted(kc.__all__) == ["FreezeUntil", "UnfreezeSchedule", "only"]
     for name in kc.__all__:
         assert getattr(kc, name) is not None

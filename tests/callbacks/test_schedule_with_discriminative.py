@@ -5,8 +5,8 @@ import keras
 import numpy as np
 
 from kerasft.callbacks import UnfreezeSchedule
-from kerasft.optimizers.discriminative import DiscriminativeOptimizer
-from kerasft.optimizers.discriminative import discriminative
+from kerasft.optimizers import DiscriminativeOptimizer
+from kerasft.optimizers import discriminative
 
 
 def _model():

@@ -538,10 +538,10 @@ def test_lp_ft():
     ]
 
 
-def test_only_and_factory_alias():
+def test_only():
     model = _model()
     x, y = _data()
-    schedule = kc.unfreeze_schedule({0: kc.only("d1")})
+    schedule = kc.UnfreezeSchedule({0: kc.only("d1")})
     assert isinstance(schedule, UnfreezeSchedule)
     model.fit(x, y, batch_size=8, epochs=1, callbacks=[schedule], verbose=0)
     assert [model.get_layer(n).trainable for n in STAGES] == [

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasft import _compat
+from kerasft._src import keras_internals
 from kerasft.callbacks import FreezeUntil
 from kerasft.callbacks import UnfreezeSchedule
 
@@ -25,7 +25,7 @@ def _model():
 
 
 def test_world_size_is_one_without_a_process_group():
-    assert _compat.torch_world_size() == 1
+    assert keras_internals.torch_world_size() == 1
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_world_size_is_one_without_a_process_group():
     ids=["UnfreezeSchedule", "FreezeUntil"],
 )
 def test_refuses_under_torch_process_group(monkeypatch, callback):
-    monkeypatch.setattr(_compat, "torch_world_size", lambda: 2)
+    monkeypatch.setattr(keras_internals, "torch_world_size", lambda: 2)
     model = _model()
     rng = np.random.default_rng(0)
     x = rng.random((8, 4), dtype="float32")

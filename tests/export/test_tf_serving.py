@@ -19,11 +19,11 @@ import keras
 import numpy as np
 import pytest
 
+from kerasft._src.export.cli import add_export_subparser
+from kerasft._src.export.cli import main as export_main
 from kerasft.export import tf_serving
-from kerasft.export._cli import add_export_subparser
-from kerasft.export._cli import main as export_main
 
-tf_serving_module = importlib.import_module("kerasft.export.tf_serving")
+tf_serving_module = importlib.import_module("kerasft._src.export.tf_serving")
 
 OTHER_ENTRY = """\
 config {

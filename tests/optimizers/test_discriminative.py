@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 
+from kerasft.optimizers import DiscriminativeOptimizer
+from kerasft.optimizers import StageLearningRateLogger
+from kerasft.optimizers import discriminative
+from kerasft.optimizers import layerwise_decay
+from kerasft.optimizers import lr_range
 from kerasft.optimizers import rebuild_optimizer
-from kerasft.optimizers.discriminative import DiscriminativeOptimizer
-from kerasft.optimizers.discriminative import StageLearningRateLogger
-from kerasft.optimizers.discriminative import discriminative
-from kerasft.optimizers.discriminative import layerwise_decay
-from kerasft.optimizers.discriminative import lr_range
 from kerasft.schedules import OneCycle
 
 # torch.compile makes each fit take ~20 s on CPU; JAX and TensorFlow jit.

@@ -40,8 +40,8 @@ from typing import Any
 
 import keras
 
-from kerasft import assets
-from kerasft.stages import sublayers
+from kerasft._src import assets
+from kerasft._src.stages import sublayers
 
 __all__ = [
     "MINILM_DIRNAME",
@@ -363,7 +363,7 @@ def exact_gelu_backbone(backbone: keras.Model) -> keras.Model:
     Example:
 
     ```python
-    backbone = kerasft.backbones.hub.exact_gelu_backbone(
+    backbone = kerasft.backbones.exact_gelu_backbone(
         keras_hub.models.BertBackbone.from_preset(folder)
     )
     ```

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import keras
 
-from kerasft.stages import _all_named_layers
-from kerasft.stages import _check_model
-from kerasft.stages import _children
-from kerasft.stages import leaf_layers
-from kerasft.stages import resolve_layers
-from kerasft.stages import stage_index
-from kerasft.stages import stages
+from kerasft._src.stages import _all_named_layers
+from kerasft._src.stages import _check_model
+from kerasft._src.stages import _children
+from kerasft._src.stages import leaf_layers
+from kerasft._src.stages import resolve_layers
+from kerasft._src.stages import stage_index
+from kerasft._src.stages import stages
 
 BN_POLICIES = ("frozen", "train", "follow")
 

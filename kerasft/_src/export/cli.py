@@ -1,6 +1,6 @@
 """The `kerasft export` subcommand.
 
-`kerasft/cli.py` wires it in with `add_export_subparser(subparsers)`; the
+`kerasft._src.cli` wires it in with `add_export_subparser(subparsers)`; the
 parsed namespace carries `func`, which runs the export and returns the exit
 code. `main(argv)` runs the subcommand on its own (used by the tests).
 """
@@ -94,7 +94,7 @@ def add_export_subparser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the export described by parsed `args`; returns the exit code."""
-    from kerasft.export.tf_serving import tf_serving
+    from kerasft._src.export.tf_serving import tf_serving
 
     try:
         for module in args.imports:

@@ -49,10 +49,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerasft import _compat
-from kerasft.freezing import _effective_state
-from kerasft.stages import leaf_layers
-from kerasft.stages import stages as model_stages
+from kerasft._src import keras_internals
+from kerasft._src.freezing import _effective_state
+from kerasft._src.stages import leaf_layers
+from kerasft._src.stages import stages as model_stages
 
 DEFAULT_MEMORY_BUDGET = 2**30  # 1 GiB
 
@@ -126,7 +126,7 @@ def _plan(graph_model, trainable_ids, prefix_ids, effective, first_stage):
     body_leaves = []
     mixed = None
     top_nodes = []
-    for op, ins, outs in _compat.graph_nodes(graph_model):
+    for op, ins, outs in keras_internals.graph_nodes(graph_model):
         leaves = leaf_layers(op) if isinstance(op, keras.Layer) else []
         weights = op.weights if isinstance(op, keras.Layer) else []
         from_body = all(id(t) in available for t in ins)
@@ -236,7 +236,7 @@ def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
 
     ```python
     kerasft.freeze_until(model, "block4")
-    body, top = kerasft.caching.split_model(model)
+    body, top = split_model(model)
     features = body.predict(images)
     # top(features) == model(images); top shares model's layers
     ```
@@ -513,7 +513,7 @@ def _check_budget(memory_budget):
 
 
 def _check_schedule_callbacks(callbacks):
-    from kerasft.callbacks._base import TrainableSchedule
+    from kerasft._src.callbacks.trainable_schedule import TrainableSchedule
 
     for cb in callbacks:
         if isinstance(cb, TrainableSchedule):

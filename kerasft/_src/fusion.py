@@ -9,10 +9,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerasft.layers.feature_fusion import FeatureFusion
-from kerasft.models import add_head
-from kerasft.models import check_head_args
-from kerasft.stages import resolve_layers
+from kerasft._src.layers.feature_fusion import FeatureFusion
+from kerasft._src.models import add_head
+from kerasft._src.models import check_head_args
+from kerasft._src.stages import resolve_layers
 
 POOLINGS = ("avg", "max")
 

@@ -23,7 +23,7 @@ SIGNATURE_NAME = "serving_default"
 SAMPLE_REQUEST = os.path.join("assets.extra", "sample_request.json")
 MODELS_CONFIG = "models.config"
 
-_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _SAMPLE_BATCH = 2
 

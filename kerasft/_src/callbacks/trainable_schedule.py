@@ -31,11 +31,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerasft import _compat
-from kerasft import freezing
-from kerasft.optimizers import rebuild
-from kerasft.stages import resolve_stages
-from kerasft.stages import stages as model_stages
+from kerasft._src import freezing
+from kerasft._src import keras_internals
+from kerasft._src.optimizers import rebuild
+from kerasft._src.stages import resolve_stages
+from kerasft._src.stages import stages as model_stages
 
 UNITS = ("epoch", "step")
 
@@ -190,7 +190,7 @@ class TrainableSchedule(keras.callbacks.Callback):
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             return
         releases = [
-            _compat.intercept_variable_loading(opt, self._hold)
+            keras_internals.intercept_variable_loading(opt, self._hold)
             for opt in _optimizer_tree(optimizer)
         ]
 
@@ -358,7 +358,7 @@ class TrainableSchedule(keras.callbacks.Callback):
         before = _trainable_ids(model)
         params_before = _count(model.trainable_variables)
         start = time.perf_counter()
-        _compat.sync_backend_state(model)
+        keras_internals.sync_backend_state(model)
         spec.apply(model, self.bn)
         after = _trainable_ids(model)
         if after != before:
@@ -422,7 +422,7 @@ def _check_distribution(name):
     and `DistributedDataParallel` fixes the parameters it all-reduces when it
     is constructed, so the change would leave replicas silently diverging.
     """
-    world_size = _compat.torch_world_size()
+    world_size = keras_internals.torch_world_size()
     if world_size > 1:
         raise ValueError(
             f"{name} cannot change which weights train under "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kerasft.callbacks import _base
+from kerasft._src.callbacks import trainable_schedule as _base
 
 
 class FreezeUntil(_base.TrainableSchedule):
@@ -66,31 +66,3 @@ class FreezeUntil(_base.TrainableSchedule):
         self.inclusive = inclusive
         kind = "after" if inclusive else "from"
         super().__init__({0: _base.Spec(kind, target)}, bn=bn, verbose=verbose)
-
-
-def freeze_until(
-    target: Any,
-    *,
-    inclusive: bool = True,
-    bn: str = "frozen",
-    verbose: int = 0,
-) -> FreezeUntil:
-    """Returns a `FreezeUntil` callback (the design card's name).
-
-    `kerasft.freeze_until` (top level) is the function that freezes a model
-    now; `kerasft.callbacks.freeze_until` makes the callback that does it
-    when `fit` starts.
-
-    Example:
-
-    ```python
-    model.fit(x, y, callbacks=[kerasft.callbacks.freeze_until("conv4")])
-    ```
-
-    Args:
-        target, inclusive, bn, verbose: as for `FreezeUntil`.
-
-    Returns:
-        A `FreezeUntil`.
-    """
-    return FreezeUntil(target, inclusive=inclusive, bn=bn, verbose=verbose)

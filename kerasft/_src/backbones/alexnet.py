@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 
-from kerasft.backbones.preprocessing import ImagePreprocessing
+from kerasft._src.backbones.preprocessing import ImagePreprocessing
 
 # (layer, torchvision key prefix, kind)
 _TORCHVISION_KEYS = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kerasft.callbacks import _base
-from kerasft.stages import stages as model_stages
+from kerasft._src.callbacks import trainable_schedule as _base
+from kerasft._src.stages import stages as model_stages
 
 
 def only(target: Any) -> _base.Spec:
@@ -246,30 +246,3 @@ def _check_positive_int(name, value):
         raise ValueError(
             f"`{name}` must be an int >= 1. Received: {name}={value!r}"
         )
-
-
-def unfreeze_schedule(
-    schedule: Mapping,
-    *,
-    unit: str = "epoch",
-    bn: str = "frozen",
-    verbose: int = 0,
-) -> UnfreezeSchedule:
-    """Returns an `UnfreezeSchedule` callback (the design card's name).
-
-    Example:
-
-    ```python
-    model.fit(
-        x, y, epochs=4,
-        callbacks=[kerasft.callbacks.unfreeze_schedule({0: "head", 2: 0})],
-    )
-    ```
-
-    Args:
-        schedule, unit, bn, verbose: as for `UnfreezeSchedule`.
-
-    Returns:
-        An `UnfreezeSchedule`.
-    """
-    return UnfreezeSchedule(schedule, unit=unit, bn=bn, verbose=verbose)

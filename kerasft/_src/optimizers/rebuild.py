@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import keras
 
-from kerasft import _compat
+from kerasft._src import keras_internals
 
 
 def check_rebuildable(optimizer: keras.optimizers.Optimizer) -> None:
@@ -156,13 +156,13 @@ def rebuild_optimizer(model: keras.Model) -> keras.optimizers.Optimizer:
     # Both the optimizer object and its variables: a TensorFlow optimizer
     # records the current `tf.distribute` strategy in its constructor and
     # refuses to build under another one.
-    with _compat.creation_scope(model):
+    with keras_internals.creation_scope(model):
         new = _clone(old)
         new.build(model.trainable_variables)
     if old.built:
         carry_state(old.variables, new.variables)
-    _compat.replace_compiled_optimizer(model, old, new)
-    _compat.reset_step_functions(model)
+    keras_internals.replace_compiled_optimizer(model, old, new)
+    keras_internals.reset_step_functions(model)
     return new
 
 
@@ -213,6 +213,6 @@ def trainable_change(model: keras.Model) -> Iterator[None]:
         TypeError: if its optimizer cannot be rebuilt.
     """
     check_rebuildable(_compiled_optimizer(model))
-    _compat.sync_backend_state(model)
+    keras_internals.sync_backend_state(model)
     yield
     rebuild_optimizer(model)

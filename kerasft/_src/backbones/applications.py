@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import keras
 
-from kerasft.backbones.preprocessing import ImagePreprocessing
+from kerasft._src.backbones.preprocessing import ImagePreprocessing
 
 # Preprocessing mode of each keras.applications family (what its own
 # `preprocess_input` does). Families not listed need `preprocessing=`.

