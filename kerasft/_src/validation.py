@@ -1,0 +1,227 @@
+"""Argument checks shared by every kerasft module: one exception policy.
+
+- A value of the wrong *type* raises `TypeError`.
+- A value of the right type but outside what is allowed raises `ValueError`.
+- Both say what is allowed and end with `Received: name=value` (plus the
+  type for a `TypeError`), the way Keras's own checks read.
+
+`bool` is never accepted where a number is asked for (`True` is an `int` in
+Python, but `epochs=True` is a mistake), and NaN or infinity never passes a
+number check. Every check returns the value in its plain Python form
+(`int`, `float`, ...) so callers can store it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+import os
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+
+
+def _received(name: str, value: Any, with_type: bool = False) -> str:
+    text = f"Received: {name}={value!r}"
+    if with_type:
+        text += f" of type {type(value).__name__}"
+    return text
+
+
+def _bounds(minimum, maximum, min_inclusive, max_inclusive) -> str:
+    parts = []
+    if minimum is not None:
+        parts.append(f"{'>=' if min_inclusive else '>'} {minimum}")
+    if maximum is not None:
+        parts.append(f"{'<=' if max_inclusive else '<'} {maximum}")
+    return " and ".join(parts)
+
+
+def _in_range(value, minimum, maximum, min_inclusive, max_inclusive) -> bool:
+    if minimum is not None and (
+        value < minimum if min_inclusive else value <= minimum
+    ):
+        return False
+    if maximum is not None and (
+        value > maximum if max_inclusive else value >= maximum
+    ):
+        return False
+    return True
+
+
+def check_int(
+    name: str,
+    value: Any,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    allow_none: bool = False,
+) -> int | None:
+    """Checks an integer argument, e.g. `epochs` (`minimum=1`).
+
+    Raises:
+        TypeError: `value` is not an int (a bool is not an int here).
+        ValueError: `value` is outside `[minimum, maximum]`.
+    """
+    if value is None and allow_none:
+        return None
+    bounds = _bounds(minimum, maximum, True, True)
+    what = f"an int {bounds}".rstrip() + (" or None" if allow_none else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be {what}. {_received(name, value, True)}"
+        )
+    if not _in_range(value, minimum, maximum, True, True):
+        raise ValueError(f"`{name}` must be {what}. {_received(name, value)}")
+    return int(value)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    min_inclusive: bool = True,
+    max_inclusive: bool = True,
+    allow_none: bool = False,
+) -> float | None:
+    """Checks a finite real argument, e.g. a rate (`minimum=0`, exclusive).
+
+    Raises:
+        TypeError: `value` is not a real number (a bool is not one here).
+        ValueError: `value` is NaN, infinite, or outside the bounds.
+    """
+    if value is None and allow_none:
+        return None
+    bounds = _bounds(minimum, maximum, min_inclusive, max_inclusive)
+    what = f"a finite number {bounds}".rstrip()
+    what += " or None" if allow_none else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"`{name}` must be {what}. {_received(name, value, True)}"
+        )
+    if not math.isfinite(value) or not _in_range(
+        value, minimum, maximum, min_inclusive, max_inclusive
+    ):
+        raise ValueError(f"`{name}` must be {what}. {_received(name, value)}")
+    return float(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Checks a `True`/`False` argument (not 0/1, not a string).
+
+    Raises:
+        TypeError: `value` is not a bool.
+    """
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be True or False. {_received(name, value, True)}"
+        )
+    return value
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Checks that `value` is one of `allowed`, suggesting the closest one.
+
+    Raises:
+        ValueError: `value` is not in `allowed`.
+    """
+    allowed = list(allowed)
+    try:
+        if value in allowed:
+            return value
+    except TypeError:  # unhashable or incomparable values
+        pass
+    hint = ""
+    if isinstance(value, str):
+        names = [a for a in allowed if isinstance(a, str)]
+        close = difflib.get_close_matches(value, names, n=1)
+        if close:
+            hint = f" Did you mean {close[0]!r}?"
+    raise ValueError(
+        f"`{name}` must be one of {allowed}.{hint} {_received(name, value)}"
+    )
+
+
+def check_type(
+    name: str,
+    value: Any,
+    types: type | tuple[type, ...],
+    what: str,
+    *,
+    allow_none: bool = False,
+) -> Any:
+    """Checks `isinstance(value, types)`; `what` reads like "a keras.Model".
+
+    Raises:
+        TypeError: `value` is not an instance of `types`.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) and bool not in _as_tuple(types):
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        what += " or None" if allow_none else ""
+        raise TypeError(
+            f"`{name}` must be {what}. {_received(name, value, True)}"
+        )
+    return value
+
+
+def _as_tuple(types) -> tuple:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def check_callable(
+    name: str, value: Any, what: str = "a callable", allow_none: bool = False
+) -> Callable | None:
+    """Checks a function argument such as `print_fn` or `log`.
+
+    Raises:
+        TypeError: `value` is not callable.
+    """
+    if value is None and allow_none:
+        return None
+    if not callable(value):
+        what += " or None" if allow_none else ""
+        raise TypeError(
+            f"`{name}` must be {what}. {_received(name, value, True)}"
+        )
+    return value
+
+
+def check_path(name: str, value: Any, *, allow_none: bool = False) -> Any:
+    """Checks a file-system path argument: a non-empty str or os.PathLike.
+
+    An empty string is refused rather than read as the current directory.
+
+    Returns:
+        The path as a `str`, or `None` when allowed and given.
+
+    Raises:
+        TypeError: `value` is not a str or os.PathLike.
+        ValueError: `value` is empty or contains a NUL character.
+    """
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        what = "a path (str or os.PathLike)"
+        what += " or None" if allow_none else ""
+        raise TypeError(
+            f"`{name}` must be {what}. {_received(name, value, True)}"
+        )
+    path = os.fspath(value)
+    if isinstance(path, bytes):
+        raise TypeError(
+            f"`{name}` must be a str path, not bytes. {_received(name, value)}"
+        )
+    if not path or "\x00" in path:
+        raise ValueError(
+            f"`{name}` must be a non-empty path without NUL characters. "
+            f"{_received(name, value)}"
+        )
+    return path
