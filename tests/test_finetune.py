@@ -263,3 +263,58 @@ def test_missing_packages_fail_before_training(tmp_path, monkeypatch):
         r"matplotlib tensorflow \(or `export=False`\)",
     ):
         _run(data, os.fspath(tmp_path / "run"), export=True)
+
+
+def test_the_docs_show_the_strategy_registry():
+    from kerasft._src.run.strategies import strategy_table
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for page in ("strategies.md", "cli.md"):
+        with open(os.path.join(root, "docs", page)) as f:
+            assert strategy_table() in f.read(), page
+
+
+def test_register_strategy(tiny, tmp_path):
+    from kerasft import freeze_until
+    from kerasft._src.run import strategies
+
+    def top_two(model, *, learning_rate, epochs, probed=False, factors=None):
+        freeze_until(model, -2, inclusive=False)
+        return keras.optimizers.SGD(learning_rate), []
+
+    entry = finetune.Strategy("top-two", "top two", ("top 2 stages",), top_two)
+    finetune.register_strategy(entry)
+    try:
+        assert finetune.STRATEGIES["top-two"] is entry
+        with pytest.raises(ValueError, match="registered already"):
+            finetune.register_strategy(entry)
+        data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+        summary = _run(data, os.fspath(tmp_path / "run"), strategy="top-two")
+        phase = summary["phases"]["finetune"]
+        assert phase["strategy"] == "top-two"
+        assert (
+            phase["trainable_params"]
+            > (summary["phases"]["head"]["trainable_params"])
+        )
+    finally:
+        del strategies._REGISTRY["top-two"]
+    with pytest.raises(TypeError, match="takes a `kerasft.finetune.Strategy`"):
+        finetune.register_strategy("top-two")
+    with pytest.raises(ValueError, match="lower case words"):
+        finetune.Strategy("Top Two", "", (), top_two)
+
+
+@pytest.mark.parametrize("strategy", ["partial", "chain-thaw"])
+def test_partial_and_chain_thaw(tmp_path, tiny, strategy):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    summary = _run(data, os.fspath(tmp_path / "run"), strategy=strategy)
+    phase = summary["phases"]["finetune"]
+    if strategy == "partial":
+        # block2 and the head train; block1 stays frozen.
+        assert phase["unfreeze_events"] == []
+        assert phase["trainable_params"] == phase["trainable_params_end"]
+        assert phase["trainable_params"] < summary["total_params"]
+    else:
+        # The head alone, then block1 alone (2 epochs).
+        stages = [e["stages"] for e in phase["unfreeze_events"]]
+        assert stages == [["head"], ["block1"]]
