@@ -103,7 +103,8 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
     err = completed.stderr
     assert completed.returncode == 0, err
     lines = log_path.read_text().splitlines()
-    assert lines[0].startswith("kerasft 0.1.0 finetune: Keras "), lines[:3]
+    header = f"kerasft {kerasft.__version__} finetune: Keras "
+    assert lines[0].startswith(header), lines[:3]
     epoch_lines = [line for line in lines if line.startswith("Epoch ")]
     assert len(epoch_lines) == 2, lines  # one line per epoch, no bar
     assert all("val_accuracy: " in line for line in epoch_lines)
