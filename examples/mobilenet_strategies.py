@@ -1,7 +1,9 @@
 """Fine-tuning strategies compared: ImageNet MobileNet on Fashion-MNIST.
 
 The same pretrained MobileNet, the same data and the same number of epochs,
-trained four ways; the script prints a table of held-out accuracy:
+trained four ways with strategies of `kerasft.finetune.STRATEGIES` (any
+other name of the registry can be passed to `--strategies`); the script
+prints a table of held-out accuracy:
 
 - `probe`: linear probe. The backbone is frozen (feature extraction); only
   the new head trains.
@@ -9,8 +11,9 @@ trained four ways; the script prints a table of held-out accuracy:
   (a tenth of the base rate).
 - `gradual`: gradual unfreezing (ULMFiT). `kerasft.callbacks.
   UnfreezeSchedule.gradual` trains the head first, then adds one stage per
-  epoch from the top (`block5`, then `block4`), inside a single `fit`; the
-  head trains at the base rate and thawed stages at a tenth of it.
+  epoch from the top (`block5`, then `block4`: `stages=3`), inside a single
+  `fit`; the head trains at the base rate and thawed stages at a tenth of
+  it (`factors`).
 - `discriminative`: discriminative learning rates. Every stage trains, the
   top at the base rate and lower stages at geometrically smaller ones
   (`kerasft.optimizers.lr_range`, fastai's `slice(low, high)`; pass
@@ -56,7 +59,7 @@ import sys
 import time
 import warnings
 
-STRATEGIES = ("probe", "full", "gradual", "discriminative")
+COMPARED = ("probe", "full", "gradual", "discriminative")
 
 
 def parse_args(argv=None):
@@ -75,9 +78,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--strategies",
         nargs="+",
-        choices=STRATEGIES,
-        default=list(STRATEGIES),
-        help="strategies to compare (default: all)",
+        default=list(COMPARED),
+        help="names in kerasft.finetune.STRATEGIES (default: "
+        f"{' '.join(COMPARED)})",
     )
     parser.add_argument(
         "--image-size", type=int, default=64, help="input size in pixels"
@@ -174,51 +177,29 @@ def main(argv=None):
             backbone, num_classes=len(class_names), dropout=0.2
         )
 
-    lr = args.learning_rate
+    unknown = set(args.strategies) - set(kerasft.finetune.STRATEGIES)
+    if unknown:
+        raise SystemExit(
+            f"--strategies: unknown {sorted(unknown)}; choose from "
+            f"{list(kerasft.finetune.STRATEGIES)}"
+        )
     results = []
-    for strategy in args.strategies:
-        print(f"\n== {strategy}")
+    for name in args.strategies:
+        print(f"\n== {name}")
+        strategy = kerasft.finetune.STRATEGIES[name]
         model = fresh_model()
-        callbacks = []
-        if strategy == "probe":
-            # Feature extraction: everything below the head is frozen.
-            kerasft.freeze_until(model, "head", inclusive=False)
-            optimizer = keras.optimizers.Adam(lr)
-        elif strategy == "full":
-            # One small rate for every stage (the new head learns slowly).
-            kerasft.unfreeze(model)
-            optimizer = keras.optimizers.Adam(lr / 10)
-        elif strategy == "gradual":
-            # Epoch 0: head; epoch 1: + block5; epoch 2: + block4. The
-            # callback rebuilds the optimizer inside the running fit. As in
-            # ULMFiT, the new head trains at `lr` and pretrained stages,
-            # once thawed, at `lr / 10`.
-            kerasft.freeze_until(model, "head", inclusive=False)
-            callbacks.append(
-                kerasft.callbacks.UnfreezeSchedule.gradual(
-                    every=1, stages=3, verbose=1
-                )
-            )
-            backbone_stages = [s.name for s in kerasft.stages(model)][:-1]
-            optimizer = kerasft.optimizers.discriminative(
-                keras.optimizers.Adam(lr),
-                model,
-                dict.fromkeys(backbone_stages, 0.1),
-            )
-        else:
-            # Each stage gets its own rate: `lr` at the head, `lr / 100`
-            # at the stem, geometrically in between.
-            kerasft.unfreeze(model)
-            if args.decay is None:
-                factors = kerasft.optimizers.lr_range(model, lr / 100, lr)
-            else:
-                factors = kerasft.optimizers.layerwise_decay(model, args.decay)
+        options = strategy_options(name, model, args)
+        optimizer, callbacks = strategy.build(
+            model, epochs=args.epochs, **options
+        )
+        if isinstance(optimizer, kerasft.optimizers.DiscriminativeOptimizer):
+            rate = options["learning_rate"]
             print(
                 "stage rates:",
-                ", ".join(f"{k} {lr * v:.1e}" for k, v in factors.items()),
-            )
-            optimizer = kerasft.optimizers.discriminative(
-                keras.optimizers.Adam(lr), model, factors
+                ", ".join(
+                    f"{k} {rate * v:.1e}"
+                    for k, v in optimizer.stage_factors.items()
+                ),
             )
         model.compile(
             optimizer=optimizer,
@@ -237,8 +218,8 @@ def main(argv=None):
         seconds = time.perf_counter() - tic
         _, accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
         trainable = sum(s.trainable_params for s in kerasft.stages(model))
-        results.append((strategy, trainable, accuracy, seconds))
-        print(f"{strategy}: test accuracy {accuracy:.3f} ({seconds:.0f} s)")
+        results.append((name, trainable, accuracy, seconds))
+        print(f"{name}: test accuracy {accuracy:.3f} ({seconds:.0f} s)")
 
     print(f"\nResults ({keras.backend.backend()}, {args.epochs} epochs):")
     print(
@@ -250,6 +231,30 @@ def main(argv=None):
             f"{seconds:>4.0f} s"
         )
     return results
+
+
+def strategy_options(name, model, args):
+    """This comparison's rates and options for a registry strategy."""
+    import kerasft
+
+    lr = args.learning_rate
+    if name == "full":
+        # One small rate for every stage (the new head learns slowly).
+        return {"learning_rate": lr / 10}
+    if name == "gradual":
+        # Epoch 0: head; epoch 1: + block5; epoch 2: + block4. As in ULMFiT,
+        # the new head trains at `lr` and pretrained stages, once thawed,
+        # at `lr / 10`.
+        backbone_stages = [s.name for s in kerasft.stages(model)][:-1]
+        return {
+            "learning_rate": lr,
+            "stages": 3,
+            "factors": dict.fromkeys(backbone_stages, 0.1),
+        }
+    if name == "discriminative" and args.decay is not None:
+        factors = kerasft.optimizers.layerwise_decay(model, args.decay)
+        return {"learning_rate": lr, "factors": factors}
+    return {"learning_rate": lr}
 
 
 def to_rgb(images, size):

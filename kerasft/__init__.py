@@ -4,7 +4,12 @@ The public API is what this package and its public subpackages re-export;
 the code lives in `kerasft._src`, where no public name can shadow it.
 """
 
-from kerasft._src import moved as _moved
+from kerasft._src import native_logs as _native_logs
+
+# Before anything imports TensorFlow or JAX (the `kerasft` command only).
+_native_logs.quiet_for_command()
+
+from kerasft._src import moved as _moved  # noqa: E402
 
 _moved.install()
 

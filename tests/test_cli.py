@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -85,11 +86,35 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
     if keras.backend.backend() == "tensorflow":
         # Graph tracing of MobileNet costs TensorFlow seconds per phase.
         args.append("--run-eagerly")
-    code, stdout, err = _finetune(capsys, *args)
-    assert code == 0, err
+    # As `kerasft finetune ... > log.txt`: stdout is a file, and the native
+    # libraries' log levels are left to the command.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["KERAS_BACKEND"] = keras.backend.backend()
+    log_path = tmp_path / "log.txt"
+    with open(log_path, "w") as stdout:
+        completed = subprocess.run(
+            [sys.executable, "-m", "kerasft.cli", "finetune", *args],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+    err = completed.stderr
+    assert completed.returncode == 0, err
+    lines = log_path.read_text().splitlines()
+    header = f"kerasft {kerasft.__version__} finetune: Keras "
+    assert lines[0].startswith(header), lines[:3]
+    epoch_lines = [line for line in lines if line.startswith("Epoch ")]
+    assert len(epoch_lines) == 2, lines  # one line per epoch, no bar
+    assert all("val_accuracy: " in line for line in epoch_lines)
+    assert not any("\x08" in line or "\r" in line for line in lines)
+    stdout = "\n".join(lines)
     assert "Held-out accuracy before fine-tuning (head only):" in stdout
     assert "Held-out accuracy after fine-tuning (gradual):" in stdout
-    assert "skipped 1 unreadable file(s): dogs/broken.jpg" in err
+    assert f"Run folder: {out} (model.keras" in lines[-1]
+    assert "kerasft finetune: warning: skipped 1 unreadable file(s): " in err
+    assert "dogs/broken.jpg" in err
 
     assert sorted(os.listdir(out)) == [
         "history.csv",
@@ -138,7 +163,9 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
 
     # A second run into the same folder is refused, without a traceback.
     code, _, err = _finetune(capsys, *args)
-    _assert_one_line_error(code, err, "already holds a run .* --overwrite")
+    _assert_one_line_error(
+        code, err, "already holds a run .*; pass --overwrite to .* --out"
+    )
 
 
 @pytest.mark.parametrize(
@@ -147,10 +174,14 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
         ("missing", [], "data folder '.*' does not exist"),
         ("empty", [], "data folder '.*' is empty"),
         ("one_class", [], "has 1 class \\('cats'\\)"),
-        ("ok", ["--image-size", "16"], "image size 16 is too small"),
-        ("ok", ["--weights", "nowhere.h5"], "no file exists at"),
-        ("ok", ["--validation-split", "0"], "validation split"),
-        ("ok", ["--epochs", "0"], "epochs must be >= 1"),
+        (
+            "ok",
+            ["--image-size", "16"],
+            "--image-size must be >= 32 .*Received: --image-size 16",
+        ),
+        ("ok", ["--weights", "nowhere.h5"], "--weights must be .*no file"),
+        ("ok", ["--validation-split", "0"], "--validation-split must be"),
+        ("ok", ["--epochs", "0"], "--epochs must be >= 1"),
     ],
 )
 def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):
@@ -174,6 +205,29 @@ def test_finetune_unknown_choices_exit_2(capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert "invalid choice: 'alexnet'" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        cli.main(["finetune", "--strategy", "feature-extraction"])
+    err = capsys.readouterr().err
+    assert "named 'probe': use --strategy 'probe'" in err
+
+
+def test_finetune_flags_come_from_the_config(capsys):
+    import dataclasses
+
+    from kerasft._src.cli import build_parser
+    from kerasft.finetune import FinetuneConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["finetune"])
+    for field in dataclasses.fields(FinetuneConfig):
+        if field.default is not dataclasses.MISSING:
+            assert getattr(args, field.name) == field.default, field.name
+    with pytest.raises(SystemExit):
+        cli.main(["finetune", "--help"])
+    out = capsys.readouterr().out
+    for name in kerasft.finetune.STRATEGIES:
+        assert name in out
+    assert "-q, --quiet" in out and "-v, --verbose" in out
 
 
 def test_finetune_imagenet_download_failure(tmp_path, capsys, monkeypatch):

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kerasft import finetune
 from kerasft._src import assets
-from kerasft._src import finetune
+from kerasft._src.run import data as run_data
+from kerasft._src.run import model as run_model
 
 
 def _write_folder(root, classes=("cats", "dogs"), per_class=4, bad=True):
@@ -50,7 +52,7 @@ def _tiny_backbone(backbone, weights, image_size):
 
 @pytest.fixture
 def tiny(monkeypatch):
-    monkeypatch.setattr(finetune, "_build_backbone", _tiny_backbone)
+    monkeypatch.setattr(run_model, "build_backbone", _tiny_backbone)
 
 
 def _run(data, out, **kwargs):
@@ -146,12 +148,12 @@ def test_gradual_unfreezes_one_stage_per_epoch(tmp_path, tiny):
     assert rows[2]["lr/block1"] != ""
 
 
-def test_feature_extraction_keeps_the_backbone(tmp_path, tiny):
+def test_probe_keeps_the_backbone(tmp_path, tiny):
     data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
     out = os.fspath(tmp_path / "run")
     keras.utils.set_random_seed(0)
     initial = _tiny_backbone(None, None, 32).get_weights()
-    summary = _run(data, out, strategy="feature-extraction", seed=0)
+    summary = _run(data, out, strategy="probe", seed=0)
     trained = _backbone_weights(os.path.join(out, "model.keras"))
     for before, after in zip(initial, trained.values()):
         np.testing.assert_array_equal(before, after)
@@ -191,7 +193,7 @@ def test_whole_model_strategies_train_the_backbone(tmp_path, tiny, strategy):
 def test_bundled_fashion_mnist(tmp_path, tiny):
     out = os.fspath(tmp_path / "run")
     summary = _run(None, out, strategy="lp-ft", max_per_class=2, epochs=1)
-    assert summary["data"]["source"] == finetune.BUNDLED
+    assert summary["data"]["source"] == run_data.BUNDLED
     assert summary["data"]["class_names"] == list(
         assets.FASHION_MNIST_CLASS_NAMES
     )
@@ -218,14 +220,18 @@ def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"backbone": "alexnet"}, "unknown backbone 'alexnet'"),
-        ({"strategy": "chain-thaw"}, "unknown strategy"),
-        ({"image_size": 31}, "image size 31 is too small for mobilenet"),
-        ({"epochs": 0}, "epochs must be >= 1"),
-        ({"validation_split": 1.0}, r"validation split .* \(0, 1\)"),
-        ({"learning_rate": -1.0}, "learning rate must be"),
+        ({"backbone": "alexnet"}, "unknown `backbone`.*`backbone='alexnet'`"),
+        ({"strategy": "auto"}, "unknown `strategy`; choose one of .*'probe'"),
+        (
+            {"strategy": "feature-extraction"},
+            "named 'probe': use `strategy='probe'`",
+        ),
+        ({"image_size": 31}, "`image_size` must be >= 32 for mobilenet"),
+        ({"epochs": 0}, "`epochs` must be >= 1. Received: `epochs=0`"),
+        ({"validation_split": 1.0}, r"`validation_split` .* \(0, 1\)"),
+        ({"learning_rate": -1.0}, "`learning_rate` must be"),
         ({"weights": "missing.h5"}, "no file exists at 'missing.h5'"),
-        ({"name": "bad name"}, "name must be letters"),
+        ({"name": "bad name"}, "`name` must be letters"),
     ],
 )
 def test_bad_options(tmp_path, kwargs, match):
@@ -245,15 +251,70 @@ def test_class_with_one_image_cannot_be_split(tmp_path, tiny):
 
 def test_missing_packages_fail_before_training(tmp_path, monkeypatch):
     data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
-    real = finetune.importlib.util.find_spec
+    real = run_model.importlib.util.find_spec
 
     def find_spec(name, *args):
         return None if name in ("matplotlib", "tensorflow") else real(name)
 
-    monkeypatch.setattr(finetune.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(run_model.importlib.util, "find_spec", find_spec)
     with pytest.raises(
         finetune.FinetuneError,
         match=r"missing package\(s\) matplotlib, tensorflow: pip install "
-        r"matplotlib tensorflow \(or pass --no-export\)",
+        r"matplotlib tensorflow \(or `export=False`\)",
     ):
         _run(data, os.fspath(tmp_path / "run"), export=True)
+
+
+def test_the_docs_show_the_strategy_registry():
+    from kerasft._src.run.strategies import strategy_table
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for page in ("strategies.md", "cli.md"):
+        with open(os.path.join(root, "docs", page)) as f:
+            assert strategy_table() in f.read(), page
+
+
+def test_register_strategy(tiny, tmp_path):
+    from kerasft import freeze_until
+    from kerasft._src.run import strategies
+
+    def top_two(model, *, learning_rate, epochs, probed=False, factors=None):
+        freeze_until(model, -2, inclusive=False)
+        return keras.optimizers.SGD(learning_rate), []
+
+    entry = finetune.Strategy("top-two", "top two", ("top 2 stages",), top_two)
+    finetune.register_strategy(entry)
+    try:
+        assert finetune.STRATEGIES["top-two"] is entry
+        with pytest.raises(ValueError, match="registered already"):
+            finetune.register_strategy(entry)
+        data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+        summary = _run(data, os.fspath(tmp_path / "run"), strategy="top-two")
+        phase = summary["phases"]["finetune"]
+        assert phase["strategy"] == "top-two"
+        assert (
+            phase["trainable_params"]
+            > (summary["phases"]["head"]["trainable_params"])
+        )
+    finally:
+        del strategies._REGISTRY["top-two"]
+    with pytest.raises(TypeError, match="takes a `kerasft.finetune.Strategy`"):
+        finetune.register_strategy("top-two")
+    with pytest.raises(ValueError, match="lower case words"):
+        finetune.Strategy("Top Two", "", (), top_two)
+
+
+@pytest.mark.parametrize("strategy", ["partial", "chain-thaw"])
+def test_partial_and_chain_thaw(tmp_path, tiny, strategy):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    summary = _run(data, os.fspath(tmp_path / "run"), strategy=strategy)
+    phase = summary["phases"]["finetune"]
+    if strategy == "partial":
+        # block2 and the head train; block1 stays frozen.
+        assert phase["unfreeze_events"] == []
+        assert phase["trainable_params"] == phase["trainable_params_end"]
+        assert phase["trainable_params"] < summary["total_params"]
+    else:
+        # The head alone, then block1 alone (2 epochs).
+        stages = [e["stages"] for e in phase["unfreeze_events"]]
+        assert stages == [["head"], ["block1"]]

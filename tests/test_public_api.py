@@ -119,10 +119,13 @@ PUBLIC = {
     "kerasft.finetune": [
         "BACKBONES",
         "finetune",
+        "FinetuneConfig",
         "FinetuneError",
         "load_image_folder",
         "MIN_IMAGE_SIZE",
+        "register_strategy",
         "RUN_FILES",
+        "Strategy",
         "STRATEGIES",
     ],
     "kerasft.layers": [

@@ -53,6 +53,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from kerasft._src.logs import command_logging
+from kerasft._src.logs import get_logger
+
 __all__ = [
     "ASSET_NAMES",
     "FASHION_MNIST_CLASS_NAMES",
@@ -422,8 +425,8 @@ def provision(
             `default_cache_dir()`.
         force: bool. Whether to convert again even if the outputs exist.
             Defaults to `False`.
-        verbose: bool. Whether to print what is done and where the files
-            are. Defaults to `True`.
+        verbose: bool. Whether to log what is done and where the files
+            are (INFO, `kerasft.assets` logger). Defaults to `True`.
 
     Returns:
         A dict from asset name to the list of files it provides.
@@ -444,7 +447,7 @@ def provision(
     for name in names:
         _check_name(name)
     cache = _cache_dir(cache_dir)
-    log = print if verbose else _silent
+    log = get_logger("assets").info if verbose else _silent
     result = {}
     for name in dict.fromkeys(names):
         outputs = asset_paths(name, cache_dir=cache)
@@ -1169,16 +1172,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Converting MobileNet imports TensorFlow; keep its C++ log lines out.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        provision(
-            args.only,
-            cache_dir=args.cache_dir,
-            force=args.force,
-            verbose=not args.quiet,
-        )
-    except (AssetError, ImportError) as error:
-        print(f"{_COMMAND}: error: {error}", file=sys.stderr)
-        return 1
+    with command_logging(_COMMAND, quiet=args.quiet) as logger:
+        try:
+            provision(
+                args.only,
+                cache_dir=args.cache_dir,
+                force=args.force,
+                verbose=not args.quiet,
+            )
+        except (AssetError, ImportError) as error:
+            logger.error(str(error))
+            return 1
     return 0
 
 

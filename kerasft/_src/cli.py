@@ -11,11 +11,16 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+
+from kerasft._src.logs import command_logging
+from kerasft._src.logs import get_logger
 
 EPILOG = """examples:
   kerasft finetune
@@ -36,12 +41,7 @@ Fine-tune a pretrained backbone on an image folder (one subfolder per class)
 or, without DATA, on the Fashion-MNIST subset bundled with kerasft. Phase 1
 trains the head alone (a linear probe: the accuracy before fine-tuning);
 phase 2 fine-tunes with --strategy:
-  feature-extraction  the backbone stays frozen, the head trains on
-  full                the head is re-initialized, the whole model trains
-  gradual             one more backbone stage per epoch, from the top
-  discriminative      the whole model, each stage at its own rate
-                      (learning rate / 100 at the bottom ... rate at the head)
-  lp-ft               the whole model, starting from the probe's head
+{strategies}
 The run folder (--out) receives model.keras, history.csv, history.png,
 summary.json and a TF Serving export in serving/NAME/1/.
 """
@@ -51,7 +51,9 @@ FINETUNE_EPILOG = """examples:
   kerasft finetune flowers/ --out runs/flowers --epochs 4
   kerasft finetune flowers/ --backbone efficientnetb0 --weights none
   kerasft finetune --strategy lp-ft --backend jax --out runs/lpft
+  kerasft finetune --out runs/demo > log.txt    one line per epoch
 """
+_FLAG_ONLY = {"out": "Default: runs/finetune-YYYYmmdd-HHMMSS."}
 
 
 def _summary(args) -> int:
@@ -68,130 +70,131 @@ def _summary(args) -> int:
     return 0
 
 
-def _add_finetune_subparser(subparsers) -> argparse.ArgumentParser:
-    from kerasft._src.finetune import BACKBONES
-    from kerasft._src.finetune import STRATEGIES
+def _flag(field) -> str:
+    return "--" + field.name.replace("_", "-")
 
+
+def _strategy_type(value: str) -> str:
+    from kerasft._src.run.strategies import get_strategy
+
+    try:
+        return get_strategy(value).name
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {value!r} ({_to_flags(str(error))})"
+        ) from None
+
+
+def _has_value(default) -> bool:
+    return default is not None and default is not dataclasses.MISSING
+
+
+def _add_config_argument(parser, field) -> None:
+    """One flag from a `FinetuneConfig` field: its help, default and type."""
+    meta = field.metadata
+    default = field.default
+    shown = meta.get("default_help", default)
+    help_text = f"{meta['help']} Default: {shown}."
+    if field.name in _FLAG_ONLY:
+        help_text = f"{meta['help']} {_FLAG_ONLY[field.name]}"
+    if "positional" in meta:
+        parser.add_argument(
+            field.name,
+            nargs="?",
+            default=default,
+            metavar=meta["positional"],
+            help=help_text,
+        )
+    elif isinstance(default, bool):
+        flag = _flag(field) if not default else f"--no-{field.name}"
+        parser.add_argument(
+            flag,
+            dest=field.name,
+            action="store_false" if default else "store_true",
+            help=meta.get("off_help", meta["help"]),
+        )
+    else:
+        kind = {
+            "image_size": int,
+            "max_per_class": int,
+            "strategy": _strategy_type,
+        }.get(field.name, type(default) if _has_value(default) else None)
+        metavar = meta.get("metavar")
+        if field.name == "strategy":
+            from kerasft._src.run.strategies import STRATEGIES
+
+            metavar = "{" + ",".join(STRATEGIES) + "}"
+        parser.add_argument(
+            _flag(field),
+            type=kind,
+            default=None if default is dataclasses.MISSING else default,
+            choices=list(meta["choices"]) if "choices" in meta else None,
+            metavar=metavar,
+            help=help_text,
+        )
+
+
+def _add_finetune_subparser(subparsers) -> argparse.ArgumentParser:
+    from kerasft._src.run.config import FinetuneConfig
+    from kerasft._src.run.strategies import STRATEGIES
+
+    width = max(len(name) for name in STRATEGIES) + 2
+    strategies = "\n".join(
+        f"  {name:<{width}}{strategy.description}"
+        for name, strategy in STRATEGIES.items()
+    )
     parser = subparsers.add_parser(
         "finetune",
         help="Fine-tune a pretrained backbone on an image folder.",
-        description=FINETUNE_DESCRIPTION,
+        description=FINETUNE_DESCRIPTION.format(strategies=strategies),
         epilog=FINETUNE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "data",
-        nargs="?",
-        default=None,
-        metavar="DATA",
-        help="Image folder with one subfolder per class. Default: the "
-        "bundled Fashion-MNIST subset (3,000 training / 1,000 held-out).",
-    )
-    parser.add_argument(
-        "--backbone",
-        choices=list(BACKBONES),
-        default="mobilenet",
-        help="Default: mobilenet.",
-    )
-    parser.add_argument(
-        "--weights",
-        default="imagenet",
-        metavar="{imagenet,none,PATH}",
-        help="imagenet (MobileNet's are provisioned offline into Keras's "
-        "cache; others are downloaded by Keras), none (random), or a "
-        "weights file. Default: imagenet.",
-    )
-    parser.add_argument(
-        "--strategy",
-        choices=list(STRATEGIES),
-        default="gradual",
-        help="Fine-tuning strategy of phase 2. Default: gradual.",
-    )
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=3,
-        help="Epochs of phase 2 (fine-tuning). Default: 3.",
-    )
-    parser.add_argument(
-        "--head-epochs",
-        type=int,
-        default=2,
-        help="Epochs of phase 1 (head only). Default: 2.",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=64, help="Default: 64."
-    )
-    parser.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="Square input size in pixels, at least 32. Default: 64 for the "
-        "bundled data, 128 for a folder.",
-    )
-    parser.add_argument(
-        "--learning-rate",
-        type=float,
-        default=1e-4,
-        help="Adam's rate in phase 2 (the head's with discriminative). "
-        "Default: 1e-4.",
-    )
-    parser.add_argument(
-        "--head-learning-rate",
-        type=float,
-        default=3e-3,
-        help="Adam's rate in phase 1. Default: 3e-3.",
-    )
-    parser.add_argument(
-        "--validation-split",
-        type=float,
-        default=0.2,
-        help="Fraction of each class of DATA held out. Default: 0.2.",
-    )
-    parser.add_argument(
-        "--max-per-class",
-        type=int,
-        default=None,
-        help="Use at most N images per class (per split for the bundled "
-        "data). Default: all.",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="Default: 0.")
+    for field in dataclasses.fields(FinetuneConfig):
+        _add_config_argument(parser, field)
     parser.add_argument(
         "--backend",
         choices=("tensorflow", "jax", "torch"),
         default=None,
         help="Keras backend. Default: $KERAS_BACKEND or Keras's config.",
     )
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="Run folder. Default: runs/finetune-YYYYmmdd-HHMMSS.",
-    )
-    parser.add_argument(
-        "--overwrite",
+    volume = parser.add_mutually_exclusive_group()
+    volume.add_argument(
+        "-q",
+        "--quiet",
         action="store_true",
-        help="Replace a run already in --out.",
+        help="Print only warnings and errors.",
     )
-    parser.add_argument(
-        "--name",
-        default=None,
-        help="Model name of the TF Serving export. Default: the data "
-        "folder's name, or fashion_mnist.",
-    )
-    parser.add_argument(
-        "--run-eagerly",
+    volume.add_argument(
+        "-v",
+        "--verbose",
         action="store_true",
-        help="Compile no graphs (Keras's run_eagerly): faster for smoke "
-        "tests of a few steps, much slower for real runs.",
-    )
-    parser.add_argument(
-        "--no-export",
-        dest="export",
-        action="store_false",
-        help="Skip the TF Serving export.",
+        help="Print debug lines too, and the native libraries' start-up "
+        "logs (TensorFlow, XLA), which are hidden by default.",
     )
     parser.set_defaults(func=_finetune)
     return parser
+
+
+def _to_flags(message: str) -> str:
+    """Rewrites an error's `param` and `param=value` as flags."""
+    from kerasft._src.run.config import FinetuneConfig
+
+    fields = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
+
+    def flag(match):
+        name, value = match.group(1), match.group(2)
+        field = fields.get(name)
+        if field is None:
+            return match.group(0)
+        if "positional" in field.metadata:
+            return field.metadata["positional"]
+        if isinstance(field.default, bool):
+            on = value is None or value == "True"
+            return _flag(field) if on else f"--no-{name}"
+        return _flag(field) + ("" if value is None else f" {value}")
+
+    return re.sub(r"`(\w+)(?:=([^`]*))?`", flag, message)
 
 
 def _finetune(args) -> int:
@@ -206,48 +209,44 @@ def _finetune(args) -> int:
         command = [sys.executable, "-m", "kerasft.cli", *args.argv]
         return subprocess.call(command, env=env)
 
-    from kerasft._src import finetune
+    from kerasft._src.run.config import FinetuneConfig
+    from kerasft._src.run.loop import finetune
 
-    out = args.out or os.path.join(
+    options = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(FinetuneConfig)
+    }
+    options["out"] = args.out or os.path.join(
         "runs", time.strftime("finetune-%Y%m%d-%H%M%S")
     )
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "argv")}
-    options["backend"] = keras.backend.backend()
-    options["out"] = out
-    try:
-        finetune.finetune(
-            args.data,
-            out=out,
-            backbone=args.backbone,
-            weights=args.weights,
-            strategy=args.strategy,
-            epochs=args.epochs,
-            head_epochs=args.head_epochs,
-            batch_size=args.batch_size,
-            image_size=args.image_size,
-            validation_split=args.validation_split,
-            seed=args.seed,
-            learning_rate=args.learning_rate,
-            head_learning_rate=args.head_learning_rate,
-            max_per_class=args.max_per_class,
-            name=args.name,
-            export=args.export,
-            overwrite=args.overwrite,
-            run_eagerly=args.run_eagerly,
-            args=options,
+    recorded = {**options, "backend": keras.backend.backend()}
+    # A terminal gets Keras's progress bar; a file or a pipe one line per
+    # epoch (logged by the run).
+    verbose = 1 if sys.stdout.isatty() and not args.quiet else 0
+    logger = get_logger()
+    with command_logging(prog, quiet=args.quiet, debug=args.verbose):
+        logger.info(
+            f"kerasft {_version()} finetune: Keras {keras.__version__}, "
+            f"backend {keras.backend.backend()}"
         )
-    except (ValueError, TypeError, FileExistsError, ImportError) as error:
-        message = " ".join(str(error).split())
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2
-    except RuntimeError as error:
-        message = " ".join(str(error).split())
-        print(f"{prog}: failed: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        try:
+            finetune(verbose=verbose, args=recorded, **options)
+        except (ValueError, TypeError, FileExistsError, ImportError) as error:
+            logger.error(_to_flags(" ".join(str(error).split())))
+            return 2
+        except RuntimeError as error:
+            logger.critical(" ".join(str(error).split()))
+            return 1
+        except KeyboardInterrupt:
+            logger.critical("interrupted", extra={"bare": True})
+            return 130
     return 0
+
+
+def _version() -> str:
+    import kerasft
+
+    return kerasft.__version__
 
 
 def build_parser() -> argparse.ArgumentParser:

