@@ -6,6 +6,7 @@ errors) and the command handler in `kerasft/_src/logs.py`.
 """
 
 import ast
+import logging
 import pathlib
 
 import kerasft
@@ -14,6 +15,7 @@ ROOT = pathlib.Path(kerasft.__file__).parent
 # (file, function): the places that write to the terminal on purpose.
 ALLOWED = {
     ("_src/logs.py", "emit"),  # the command's logging handler
+    ("_src/logs.py", "verbose_message"),  # Keras's `verbose` convention
     ("_src/freezing.py", "summary"),  # print_fn=print, like model.summary
     ("_src/cli.py", "_summary"),  # `kerasft summary`: the command's output
     ("_src/cli.py", "_finetune"),  # sys.stdout.isatty(): bar or epoch lines
@@ -61,3 +63,24 @@ def test_records_reach_the_kerasft_logger(caplog):
     with caplog.at_level("INFO", logger="kerasft"):
         get_logger("finetune").info("hello")
     assert [r.name for r in caplog.records] == ["kerasft.finetune"]
+
+
+def test_verbose_lines_print_like_keras_until_logging_is_configured(
+    capsys, caplog
+):
+    from kerasft._src.logs import verbose_message
+
+    logger = logging.getLogger("kerasft.callbacks")
+    root_handlers = logging.getLogger().handlers[:]
+    logging.getLogger().handlers.clear()  # as in a plain script
+    try:
+        verbose_message("callbacks", "Epoch 1: stage changed")
+    finally:
+        logging.getLogger().handlers[:] = root_handlers
+    assert capsys.readouterr().out == "Epoch 1: stage changed\n"
+    with caplog.at_level("INFO", logger=logger.name):
+        verbose_message("callbacks", "Epoch 2: stage changed")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Epoch 2: stage changed"
+    ]
+    assert capsys.readouterr().out == ""

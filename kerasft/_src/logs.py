@@ -4,8 +4,9 @@ kerasft reports through these loggers and adds no handler of its own: an
 application chooses where the records go (`logging.basicConfig(level=
 logging.INFO)` shows them), and the `kerasft` command installs its handler
 (`command_logging` below, the one place that writes to the terminal).
-Callbacks keep Keras's `verbose` argument: with
-`verbose=1` they log one INFO record per event.
+Callbacks keep Keras's `verbose` argument: with `verbose=1` they report one
+line per event, printed like Keras's own callbacks until the application
+configures logging, logged at INFO after that (`verbose_message`).
 """
 
 from __future__ import annotations
@@ -82,3 +83,26 @@ def command_logging(prog: str, *, quiet: bool = False, debug: bool = False):
         logger.setLevel(saved[0])
         for other, other_level in zip(others, saved[1]):
             other.setLevel(other_level)
+
+
+def verbose_message(name: str, message: str) -> None:
+    """What a callback with `verbose=1` reports, the way Keras's do.
+
+    Keras's callbacks print their `verbose` lines to stdout while
+    interactive logging is on (`keras.config.is_interactive_logging_enabled`)
+    and log them otherwise. kerasft does the same, except that once the
+    application (or the `kerasft` command) has given its loggers a handler,
+    the line goes to `kerasft.<name>` at INFO level so it lands where the
+    application's other records go.
+    """
+    import keras
+
+    logger = get_logger(name)
+    if (
+        logger.hasHandlers()
+        or not keras.config.is_interactive_logging_enabled()
+    ):
+        logger.info(message)
+    else:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()

@@ -33,7 +33,7 @@ import numpy as np
 
 from kerasft._src import freezing
 from kerasft._src import keras_internals
-from kerasft._src.logs import get_logger
+from kerasft._src.logs import verbose_message
 from kerasft._src.optimizers import rebuild
 from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as model_stages
@@ -381,10 +381,11 @@ class TrainableSchedule(keras.callbacks.Callback):
             where = f"Epoch {epoch + 1}" + (
                 f", step {step}" if step is not None else ""
             )
-            get_logger("callbacks").info(
+            verbose_message(
+                "callbacks",
                 f"{where}: {type(self).__name__} set trainable "
                 f"{spec.describe()} -> stages {trained}; trainable params "
-                f"{params_before:,} -> {record['trainable_params']:,}."
+                f"{params_before:,} -> {record['trainable_params']:,}.",
             )
 
     def on_epoch_end(self, epoch, logs=None):
