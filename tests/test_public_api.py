@@ -68,7 +68,9 @@ PUBLIC = {
         "load_fashion_mnist_subset",
         "main",
         "mobilenet_v1_imagenet_path",
+        "Package",
         "provision",
+        "register_asset",
         "vgg16_hed_path",
     ],
     "kerasft.backbones": [

