@@ -54,6 +54,13 @@ def test_feature_map_backbone_gets_pooled():
             ValueError,
             "hidden_units=0",
         ),
+        # True is an int in Python; as a width it would build 1 unit.
+        (
+            {"num_classes": 3, "head": "mlp", "hidden_units": True},
+            TypeError,
+            "hidden_units=True of type bool",
+        ),
+        ({"num_classes": 3.0}, TypeError, "num_classes=3.0 of type float"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

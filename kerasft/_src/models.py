@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import keras
 
+from kerasft._src.validation import check_choice
+from kerasft._src.validation import check_dropout
+from kerasft._src.validation import check_int
+
 HEADS = ("linear", "mlp")
 
 
@@ -99,29 +103,10 @@ def build_classifier(
 
 def check_head_args(num_classes, head, dropout, hidden_units) -> None:
     """Validates the head arguments shared by the model builders."""
-    if (
-        not isinstance(num_classes, int)
-        or isinstance(num_classes, bool)
-        or num_classes < 2
-    ):
-        raise ValueError(
-            "`num_classes` must be an int >= 2. "
-            f"Received: num_classes={num_classes!r}"
-        )
-    if head not in HEADS:
-        raise ValueError(
-            f"`head` must be one of {list(HEADS)}. Received: head={head!r}"
-        )
-    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(
-            "`dropout` must be a float in [0, 1). "
-            f"Received: dropout={dropout!r}"
-        )
-    if not isinstance(hidden_units, int) or hidden_units < 1:
-        raise ValueError(
-            "`hidden_units` must be a positive int. "
-            f"Received: hidden_units={hidden_units!r}"
-        )
+    check_int("num_classes", num_classes, minimum=2)
+    check_choice("head", head, HEADS)
+    check_dropout("dropout", dropout)
+    check_int("hidden_units", hidden_units, minimum=1)
 
 
 def add_head(x, num_classes, head, dropout, hidden_units, activation):

@@ -24,6 +24,10 @@ from collections.abc import Sequence
 import keras
 
 from kerasft._src.models import add_head
+from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_choice
+from kerasft._src.validation import check_dropout
+from kerasft._src.validation import check_int
 
 __all__ = [
     "CELLS",
@@ -40,51 +44,6 @@ POOLINGS = ("last", "mean", "max", "concat")
 _RNN_NAME = re.compile(r"rnn_(\d+)")
 
 
-# --------------------------------------------------------------------------
-# Argument checks.
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"`{name}` must be an int >= {minimum}. "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    if value < minimum:
-        raise ValueError(
-            f"`{name}` must be an int >= {minimum}. Received: {name}={value}"
-        )
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
-
-
-def _check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
-        )
-    if not 0 <= value < 1:
-        raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
-        )
-
-
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(
-            f"`{name}` must be one of {list(allowed)}. "
-            f"Received: {name}={value!r}"
-        )
-
-
-def _check_sequence_length(sequence_length):
-    if sequence_length is not None:
-        _check_int("sequence_length", sequence_length, 1)
-
-
 def _layer_units(units, num_layers) -> list[int]:
     """Returns the width of every recurrent layer."""
     if isinstance(units, (list, tuple)):
@@ -94,9 +53,9 @@ def _layer_units(units, num_layers) -> list[int]:
                 f"Received: units={units!r}"
             )
         for value in units:
-            _check_int("units", value, 1)
+            check_int("units", value, minimum=1)
         if num_layers is not None:
-            _check_int("num_layers", num_layers, 1)
+            check_int("num_layers", num_layers, minimum=1)
             if num_layers != len(units):
                 raise ValueError(
                     "`units` is a list, so its length is the number of "
@@ -105,9 +64,9 @@ def _layer_units(units, num_layers) -> list[int]:
                     f"(length {len(units)}), num_layers={num_layers}"
                 )
         return list(units)
-    _check_int("units", units, 1)
+    check_int("units", units, minimum=1)
     num_layers = 2 if num_layers is None else num_layers
-    _check_int("num_layers", num_layers, 1)
+    check_int("num_layers", num_layers, minimum=1)
     return [units] * num_layers
 
 
@@ -149,7 +108,7 @@ class SequencePooling(keras.layers.Layer):
 
     def __init__(self, mode: str = "concat", **kwargs):
         super().__init__(**kwargs)
-        _check_choice("mode", mode, POOLINGS)
+        check_choice("mode", mode, POOLINGS)
         self.mode = mode
         self.supports_masking = True
 
@@ -218,8 +177,8 @@ def _head_model(features, num_classes, dropout, activation, pooling="last"):
 
 
 def _check_classifier_args(num_classes, dropout):
-    _check_int("num_classes", num_classes, 2)
-    _check_rate("head_dropout", dropout)
+    check_int("num_classes", num_classes, minimum=2)
+    check_dropout("head_dropout", dropout)
 
 
 # --------------------------------------------------------------------------
@@ -309,16 +268,16 @@ def build_sequence_classifier(
             `units` list whose length differs from
             `num_layers`.
     """
-    _check_int("vocab_size", vocab_size, 2)
+    check_int("vocab_size", vocab_size, minimum=2)
     _check_classifier_args(num_classes, head_dropout)
-    _check_choice("cell", cell, CELLS)
-    _check_bool("bidirectional", bidirectional)
+    check_choice("cell", cell, CELLS)
+    check_bool("bidirectional", bidirectional)
     widths = _layer_units(units, num_layers)
-    _check_int("embedding_dim", embedding_dim, 1)
-    _check_rate("dropout", dropout)
-    _check_bool("mask_zero", mask_zero)
-    _check_sequence_length(sequence_length)
-    _check_choice("pooling", pooling, POOLINGS)
+    check_int("embedding_dim", embedding_dim, minimum=1)
+    check_dropout("dropout", dropout)
+    check_bool("mask_zero", mask_zero)
+    check_int("sequence_length", sequence_length, minimum=1, allow_none=True)
+    check_choice("pooling", pooling, POOLINGS)
 
     inputs = keras.Input(
         shape=(sequence_length,), dtype="int32", name="token_ids"
@@ -406,13 +365,13 @@ def build_language_model(
     Raises:
         TypeError, ValueError: as for `build_sequence_classifier`.
     """
-    _check_int("vocab_size", vocab_size, 2)
-    _check_choice("cell", cell, CELLS)
+    check_int("vocab_size", vocab_size, minimum=2)
+    check_choice("cell", cell, CELLS)
     widths = _layer_units(units, num_layers)
-    _check_int("embedding_dim", embedding_dim, 1)
-    _check_rate("dropout", dropout)
-    _check_bool("mask_zero", mask_zero)
-    _check_sequence_length(sequence_length)
+    check_int("embedding_dim", embedding_dim, minimum=1)
+    check_dropout("dropout", dropout)
+    check_bool("mask_zero", mask_zero)
+    check_int("sequence_length", sequence_length, minimum=1, allow_none=True)
 
     inputs = keras.Input(
         shape=(sequence_length,), dtype="int32", name="token_ids"
@@ -555,8 +514,8 @@ def classifier_from_pretrained(
             f"encoder can be transferred. Received: model={model.name!r}"
         )
     _check_classifier_args(num_classes, head_dropout)
-    _check_sequence_length(sequence_length)
-    _check_choice("pooling", pooling, POOLINGS)
+    check_int("sequence_length", sequence_length, minimum=1, allow_none=True)
+    check_choice("pooling", pooling, POOLINGS)
     embedding, recurrent = _encoder_layers(model)
 
     inputs = keras.Input(

@@ -225,3 +225,13 @@ def check_path(name: str, value: Any, *, allow_none: bool = False) -> Any:
             f"{_received(name, value)}"
         )
     return path
+
+
+def check_dropout(name: str, value: Any) -> float:
+    """Checks a dropout rate: a number in `[0, 1)`.
+
+    Raises:
+        TypeError: `value` is not a real number.
+        ValueError: `value` is outside `[0, 1)`.
+    """
+    return check_number(name, value, minimum=0, maximum=1, max_inclusive=False)
