@@ -78,7 +78,7 @@ def test_learning_rates_errors(tmp_path):
         plotting.plot_learning_rates(1e-3, 0, path)
     with pytest.raises(TypeError, match="Received: optimizer_or_schedules"):
         plotting.plot_learning_rates("adam", 5, path)
-    with pytest.raises(ValueError, match="finite numbers > 0"):
+    with pytest.raises(ValueError, match="must be a finite number > 0"):
         plotting.plot_learning_rates(1e-3, 5, path, stage_factors={"head": 0.0})
     with pytest.raises(ValueError, match="steps_per_epoch"):
         plotting.plot_learning_rates(

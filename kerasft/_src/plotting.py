@@ -24,6 +24,10 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasft._src.validation import check_int
+from kerasft._src.validation import check_number
+from kerasft._src.validation import check_path
+
 __all__ = ["plot_history", "plot_learning_rates"]
 
 PIP_COMMAND = "pip install matplotlib"
@@ -123,7 +127,7 @@ def plot_learning_rates(
         stage_factors = _check_stage_factors(stage_factors)
     lines = _rate_lines(optimizer_or_schedules, stage_factors)
     if steps_per_epoch is not None:
-        _check_positive_int("steps_per_epoch", steps_per_epoch)
+        check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     marks = _events(events, unit="step", steps_per_epoch=steps_per_epoch)
     path = _check_path(path)
 
@@ -268,20 +272,9 @@ def plot_history(
 # Validation.
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be an int. Received: {name}={value!r} of type "
-            f"{type(value).__name__}"
-        )
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1. Received: {name}={value}")
-    return int(value)
-
-
 def _check_steps(steps):
     if isinstance(steps, numbers.Integral) and not isinstance(steps, bool):
-        _check_positive_int("steps", steps)
+        check_int("steps", steps, minimum=1)
         return np.arange(int(steps))
     if isinstance(steps, (str, bytes, bool)) or not isinstance(
         steps, (Sequence, np.ndarray)
@@ -306,20 +299,6 @@ def _check_steps(steps):
     return np.asarray(values, dtype="int64")
 
 
-def _check_factor(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(
-            "Learning-rate factors must be finite numbers > 0. "
-            f"Received: factor for {name!r}={value!r}"
-        )
-    return float(value)
-
-
 def _check_stage_factors(stage_factors):
     if not isinstance(stage_factors, Mapping):
         raise TypeError(
@@ -332,17 +311,15 @@ def _check_stage_factors(stage_factors):
             "Received: stage_factors={}"
         )
     return {
-        str(name): _check_factor(name, value)
+        str(name): check_number(
+            f"stage_factors[{name!r}]", value, minimum=0, min_inclusive=False
+        )
         for name, value in stage_factors.items()
     }
 
 
 def _check_path(path):
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise TypeError(
-            f"`path` must be a file path (str). Received: path={path!r}"
-        )
-    path = os.fspath(path)
+    path = check_path("path", path)
     if os.path.isdir(path):
         raise ValueError(
             "`path` is a folder; pass the path of the PNG file to write. "
