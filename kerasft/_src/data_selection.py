@@ -20,6 +20,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_int
+
 __all__ = ["MODES", "per_sample_loss", "select_by_loss"]
 
 MODES = ("drop", "weight")
@@ -61,20 +64,6 @@ def _resolve_loss(model, loss):
         f"(y_true, y_pred) -> losses. Received: loss={loss!r} of type "
         f"{type(loss).__name__}"
     )
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(
-        batch_size, numbers.Integral
-    ):
-        raise TypeError(
-            "`batch_size` must be a positive int. "
-            f"Received: batch_size={batch_size!r}"
-        )
-    if batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be >= 1. Received: batch_size={batch_size}"
-        )
 
 
 def _num_samples(x) -> int:
@@ -134,7 +123,7 @@ def per_sample_loss(
             "`model` must be a keras.Model. "
             f"Received: model={model!r} of type {type(model).__name__}"
         )
-    _check_batch_size(batch_size)
+    check_int("batch_size", batch_size, minimum=1)
     loss_fn = _resolve_loss(model, loss)
     n = _num_samples(x)
     y = np.asarray(y)
@@ -271,10 +260,7 @@ def select_by_loss(
             "weigh less than the others). "
             f"Received: down_weight={down_weight!r}"
         )
-    if not isinstance(per_class, bool):
-        raise TypeError(
-            f"`per_class` must be a bool. Received: per_class={per_class!r}"
-        )
+    check_bool("per_class", per_class)
     losses = per_sample_loss(model, x, y, loss=loss, batch_size=batch_size)
     ranked = np.where(np.isnan(losses), np.inf, losses)
     if per_class:

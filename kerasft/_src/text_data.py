@@ -38,6 +38,8 @@ from kerasft._src.assets.archive import extract_members
 from kerasft._src.assets.archive import is_extracted
 from kerasft._src.assets.fetch import Package
 from kerasft._src.assets.paths import resolve_cache_dir
+from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_number
 
 __all__ = [
     "OOV_TOKEN",
@@ -170,10 +172,7 @@ registry.register_asset(
 
 
 def _rows(cache_dir, provision):
-    if not isinstance(provision, bool):
-        raise TypeError(
-            f"`provision` must be a bool. Received: provision={provision!r}"
-        )
+    check_bool("provision", provision)
     if provision:
         path = provision_rotten_tomatoes(cache_dir)
     else:
@@ -187,18 +186,6 @@ def _rows(cache_dir, provision):
     with open(path, "rb") as f:
         text = bz2.decompress(f.read()).decode("utf-8")
     return list(csv.DictReader(io.StringIO(text)))
-
-
-def _check_fraction(test_fraction):
-    if (
-        isinstance(test_fraction, bool)
-        or not isinstance(test_fraction, (int, float))
-        or not 0 < test_fraction < 1
-    ):
-        raise ValueError(
-            "`test_fraction` must be a float in (0, 1). "
-            f"Received: test_fraction={test_fraction!r}"
-        )
 
 
 def load_rotten_tomatoes(
@@ -242,7 +229,14 @@ def load_rotten_tomatoes(
         FileNotFoundError: with `provision=False` and no corpus file.
         kerasft.assets.AssetError: if provisioning fails.
     """
-    _check_fraction(test_fraction)
+    check_number(
+        "test_fraction",
+        test_fraction,
+        minimum=0,
+        maximum=1,
+        min_inclusive=False,
+        max_inclusive=False,
+    )
     labels = collections.defaultdict(set)
     order = []
     for row in _rows(cache_dir, provision):

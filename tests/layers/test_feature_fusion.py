@@ -272,7 +272,7 @@ CONSTRUCTOR_ERRORS = (
         ValueError,
         "Unknown fusion mode.*Received: mode='sum'",
     ),
-    ({"mode": "mean", "units": 0}, ValueError, "positive int.*units=0"),
+    ({"mode": "mean", "units": 0}, ValueError, "int >= 1.*units=0"),
     ({"mode": "mean", "units": 2.5}, TypeError, "units=2.5"),
     ({"mode": "mean", "units": True}, TypeError, "units=True"),
     (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+from kerasft._src.validation import check_bool
+
 
 def default_cache_dir() -> str:
     """Returns the directory kerasft caches downloads and converted files in.
@@ -112,11 +114,7 @@ def mobilenet_v1_imagenet_path(include_top: bool = False) -> str:
     Raises:
         TypeError: if `include_top` is not a bool.
     """
-    if not isinstance(include_top, bool):
-        raise TypeError(
-            "`include_top` must be a bool. "
-            f"Received: include_top={include_top!r}"
-        )
+    check_bool("include_top", include_top)
     suffix = "" if include_top else "_no_top"
     return os.path.join(keras_models_dir(), f"mobilenet_1_0_224_tf{suffix}.h5")
 

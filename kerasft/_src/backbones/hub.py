@@ -50,6 +50,7 @@ from kerasft._src.assets.archive import targets
 from kerasft._src.assets.fetch import Package
 from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.stages import sublayers
+from kerasft._src.validation import check_bool
 
 __all__ = [
     "MINILM_DIRNAME",
@@ -450,7 +451,7 @@ def load_hub_backbone(
             name (with how to load offline).
         TypeError: for a `preset_or_dir` or `exact_gelu` of the wrong type.
     """
-    _check_bool("exact_gelu", exact_gelu)
+    check_bool("exact_gelu", exact_gelu)
     preset = _check_preset(preset_or_dir)
     keras_hub = _keras_hub()
     backbone = keras_hub.models.Backbone.from_preset(
@@ -492,7 +493,7 @@ def load_hub_tokenizer(
         ImportError: if keras-hub is not installed.
         ValueError: for a folder that does not exist or an unknown preset.
     """
-    _check_bool("strip_accents", strip_accents)
+    check_bool("strip_accents", strip_accents)
     preset = _check_preset(preset_or_dir)
     keras_hub = _keras_hub()
     tokenizer_cls = keras_hub.tokenizers.Tokenizer
@@ -561,7 +562,7 @@ def load_hub_text_classifier(
         raise ValueError(
             f"`num_classes` must be >= 1. Received: num_classes={num_classes}"
         )
-    _check_bool("exact_gelu", exact_gelu)
+    check_bool("exact_gelu", exact_gelu)
     preset = _check_preset(preset_or_dir)
     keras_hub = _keras_hub()
     tokenizer = load_hub_tokenizer(preset, strip_accents=strip_accents)
@@ -600,8 +601,3 @@ def _maybe_exact_gelu(model):
         use_exact_gelu(model)
     except ValueError:
         pass
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")

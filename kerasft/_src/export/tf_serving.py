@@ -18,6 +18,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasft._src.validation import check_bool
+
 PIP_COMMAND = 'pip install "kerasft[tensorflow]"'
 SIGNATURE_NAME = "serving_default"
 SAMPLE_REQUEST = os.path.join("assets.extra", "sample_request.json")
@@ -136,10 +138,7 @@ def tf_serving(
     name = _validate_name(name)
     version = _validate_version(version)
     for arg, value in (("overwrite", overwrite), ("verify", verify)):
-        if not isinstance(value, bool):
-            raise TypeError(
-                f"`{arg}` must be a bool. Received: {arg}={value!r}"
-            )
+        check_bool(arg, value)
     if config_base_path is not None and (
         not isinstance(config_base_path, str) or not config_base_path
     ):

@@ -8,25 +8,13 @@ from typing import Any
 import keras
 from keras import ops
 
+from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_int
+
 MODES = ("mean", "max", "concat", "gated", "attention")
 GATE_ACTIVATIONS = ("softmax", "sigmoid")
 _GATED_MODES = ("gated", "attention")
 _COMMON_WIDTH_MODES = ("mean", "max", "gated", "attention")
-
-
-def _check_positive_int(value: Any, arg: str, allow_none: bool) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"`{arg}` must be a positive int"
-            + (" or None" if allow_none else "")
-            + f". Received: {arg}={value!r} of type {type(value).__name__}"
-        )
-    if value < 1:
-        raise ValueError(
-            f"`{arg}` must be a positive int. Received: {arg}={value}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="kerasft")
@@ -128,7 +116,7 @@ class FeatureFusion(keras.layers.Layer):
                 f"Unknown fusion mode. Expected one of {list(MODES)}. "
                 f"Received: mode={mode!r}"
             )
-        _check_positive_int(units, "units", allow_none=True)
+        check_int("units", units, minimum=1, allow_none=True)
         if gate_activation is not None:
             if mode != "gated":
                 raise ValueError(
@@ -148,12 +136,8 @@ class FeatureFusion(keras.layers.Layer):
                     "`num_heads` only applies to mode='attention'. "
                     f"Received: num_heads={num_heads!r} with mode={mode!r}"
                 )
-            _check_positive_int(num_heads, "num_heads", allow_none=False)
-        if not isinstance(return_gates, bool):
-            raise TypeError(
-                "`return_gates` must be a bool. "
-                f"Received: return_gates={return_gates!r}"
-            )
+            check_int("num_heads", num_heads, minimum=1)
+        check_bool("return_gates", return_gates)
         if return_gates and mode not in _GATED_MODES:
             raise ValueError(
                 "`return_gates=True` needs a mode with gates "
