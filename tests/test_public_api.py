@@ -154,6 +154,7 @@ PUBLIC = {
         "L2SP",
         "l2sp",
         "reinitialize",
+        "StagePenalty",
         "StrengthSchedule",
     ],
     "kerasft.schedules": [
