@@ -159,6 +159,7 @@ PUBLIC = {
         "L2SP",
         "l2sp",
         "reinitialize",
+        "StagePenalty",
         "StrengthSchedule",
     ],
     "kerasft.schedules": [

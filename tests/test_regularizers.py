@@ -366,3 +366,58 @@ def test_errors():
         regularizers.StrengthSchedule(reg)
     with pytest.raises(TypeError, match="L2SP or L2"):
         regularizers.StrengthSchedule("reg", alpha=lambda e: 0.1)
+
+
+@keras.saving.register_keras_serializable(package="kerasft_tests")
+class _TopDecay(regularizers.StagePenalty):
+    strength_names = ("top", "rest")
+
+    def __init__(self, top=1e-3, rest=1e-5, *, name="top_decay"):
+        super().__init__({"top": top, "rest": rest}, name=name)
+
+    def plan(self, model):
+        *rest, top = [s for s in kerasft.stages(model) if s.name != "head"]
+        return [("top", v, False) for v in top.variables] + [
+            ("rest", v, True) for s in rest for v in s.variables
+        ]
+
+
+def test_a_penalty_of_ones_own():
+    model = _model()
+    w0 = {v.path: keras.ops.convert_to_numpy(v).copy() for v in model.weights}
+    reg = _TopDecay(top=0.4, rest=2.0).apply(model)
+    _perturb(model, ["body", "middle"], seed=3)
+
+    def expected(top, rest):
+        total = 0.0
+        for v in model.get_layer("middle").weights:
+            total += top / 2 * np.sum(np.square(keras.ops.convert_to_numpy(v)))
+        for v in model.get_layer("body").weights:
+            diff = keras.ops.convert_to_numpy(v) - w0[v.path]
+            total += rest / 2 * np.sum(np.square(diff))
+        return total
+
+    np.testing.assert_allclose(reg.penalty(), expected(0.4, 2.0), rtol=1e-5)
+    assert len(reg.variables) == 4
+    model.compile(keras.optimizers.SGD(0.0), _zero_loss)
+    x, y = _data()
+    schedule = regularizers.StrengthSchedule(reg, top=lambda epoch: 0.1)
+    history = model.fit(x, y, epochs=1, callbacks=[schedule], verbose=0)
+    assert history.history["top_decay/top"] == [0.1]
+    np.testing.assert_allclose(
+        history.history["loss"][0], expected(0.1, 2.0), rtol=1e-5
+    )
+    again = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(reg)
+    )
+    assert isinstance(again, _TopDecay)
+    assert again.get_config() == {"top": 0.1, "rest": 2.0, "name": "top_decay"}
+    reg.remove()
+    assert list(model.losses) == []
+    with pytest.raises(ValueError, match="Unknown strength 'beta'"):
+        reg.set_strength(beta=1.0)
+
+
+def test_the_base_class_needs_a_plan():
+    with pytest.raises(NotImplementedError, match="implement `plan"):
+        regularizers.StagePenalty({}, name="bare").apply(_model())

@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasft._src import keras_internals
 from kerasft._src.stages import HEAD
 from kerasft._src.stages import _check_model
 from kerasft._src.stages import leaf_layers
@@ -49,17 +50,12 @@ _LORA_TYPES = (
     keras.layers.Conv2DTranspose,
     keras.layers.Conv3DTranspose,
 )
-_LORA_PREFIX = "lora_"
 
 
 def _supports_lora(layer) -> bool:
     return isinstance(layer, _LORA_TYPES) and callable(
         getattr(layer, "enable_lora", None)
     )
-
-
-def _is_lora_variable(variable) -> bool:
-    return variable.name.startswith(_LORA_PREFIX)
 
 
 def _head_layers(model, head) -> list:
@@ -227,7 +223,7 @@ def enable_lora(
         )
     for layer in candidates:
         layer.enable_lora(rank, lora_alpha=alpha)
-    _set_variables(model, head_leaves, _is_lora_variable)
+    _set_variables(model, head_leaves, keras_internals.is_lora_variable)
     return candidates
 
 
@@ -274,7 +270,7 @@ def bitfit(model: keras.Model, *, head: Any = "auto") -> list:
         if id(leaf) not in head_ids
         and not isinstance(leaf, keras.layers.BatchNormalization)
         for v in leaf.weights
-        if _is_bias(v)
+        if keras_internals.is_bias(v)
     ]
     if not biases:
         raise ValueError(
@@ -284,13 +280,9 @@ def bitfit(model: keras.Model, *, head: Any = "auto") -> list:
             "`kerasft.freeze_until(model, 'head', inclusive=False)`. "
             f"Received: model={model.name!r}, head={head!r}"
         )
-    _set_variables(model, head_leaves, _is_bias)
+    _set_variables(model, head_leaves, keras_internals.is_bias)
     trainable = {id(v) for v in model.trainable_variables}
     return [v for v in biases if id(v) in trainable]
-
-
-def _is_bias(variable) -> bool:
-    return variable.name == "bias"
 
 
 def _check_npz(filepath):

@@ -16,6 +16,8 @@ from typing import Union
 
 import keras
 
+from kerasft._src import keras_internals
+
 Target = Union[str, int, "re.Pattern[str]", keras.Layer, Sequence[Any]]
 
 HEAD = "head"
@@ -144,7 +146,7 @@ def sublayers(layer) -> list:
     """A layer and every layer it holds, depth first, each once.
 
     Keras has no public walker over sublayers, so this follows the
-    attributes of each layer (and lists, tuples and dicts in them).
+    attributes of each layer (`keras_internals.tracked_attribute_layers`).
     """
     out = []
     seen = set()
@@ -155,20 +157,8 @@ def sublayers(layer) -> list:
                 return
             seen.add(id(obj))
             out.append(obj)
-            for value in vars(obj).values():
-                visit_value(value)
-
-    def visit_value(value):
-        if isinstance(value, keras.Layer):
-            visit(value)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                if isinstance(item, keras.Layer):
-                    visit(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                if isinstance(item, keras.Layer):
-                    visit(item)
+            for child in keras_internals.tracked_attribute_layers(obj):
+                visit(child)
 
     visit(layer)
     return out

@@ -37,10 +37,7 @@ def _is_random(layer) -> bool:
         return True
     if type(layer).__name__.startswith("Random"):
         return True
-    return any(
-        isinstance(value, keras.random.SeedGenerator)
-        for value in vars(layer).values()
-    )
+    return keras_internals.holds_seed_generator(layer)
 
 
 def _training_time_issue(layer, effective) -> str | None:

@@ -8,8 +8,9 @@ over `TrainableSchedule`, which owns:
   *whole* model, so the state after an entry does not depend on the path
   that led to it (this is what makes resuming exact);
 - applying an entry: flip `trainable` with the kerasft freezing functions
-  inside `kerasft.optimizers.trainable_change`, which syncs backend state,
-  rebuilds the optimizer carrying its state, and resets the step functions;
+  inside `keras_internals.mutating`, which syncs backend state and, when
+  the trainable set changed, rebuilds the optimizer carrying its state and
+  resets the step functions;
 - resuming under `keras.callbacks.BackupAndRestore`: the optimizer's variable
   loading is intercepted from `set_model` (before any `on_train_begin`, so
   the callback order does not matter), the loaded values are held back,
@@ -206,8 +207,11 @@ class TrainableSchedule(keras.callbacks.Callback):
         # Only the top-level optimizer's store is kept: its `variables`
         # include those of nested optimizers (LossScaleOptimizer,
         # MultiOptimizer), so it covers all of the state.
-        if optimizer is self._top_optimizer and len(store.keys()):
-            self._held = {k: np.array(store[k]) for k in store.keys()}
+        if optimizer is not self._top_optimizer:
+            return
+        values = keras_internals.stored_optimizer_values(store)
+        if values:
+            self._held = values
 
     def _stop_intercepting(self):
         if self._release is not None:
@@ -335,7 +339,7 @@ class TrainableSchedule(keras.callbacks.Callback):
             variables = self.model.optimizer.variables
             if _matches(held, variables):
                 for i, variable in enumerate(variables):
-                    variable.assign(held[str(i)])
+                    variable.assign(held[i])
                 return
         warnings.warn(
             f"{type(self).__name__}: the restored optimizer state has "
@@ -359,11 +363,11 @@ class TrainableSchedule(keras.callbacks.Callback):
         before = _trainable_ids(model)
         params_before = _count(model.trainable_variables)
         start = time.perf_counter()
-        keras_internals.sync_backend_state(model)
-        spec.apply(model, self.bn)
+        with keras_internals.mutating(
+            model, optimizer="rebuild_if_changed", steps="reset"
+        ):
+            spec.apply(model, self.bn)
         after = _trainable_ids(model)
-        if after != before:
-            rebuild.rebuild_optimizer(model)
         seconds = time.perf_counter() - start
         self._applied = index
         trained = [s.name for s in model_stages(model) if s.trainable_variables]
@@ -446,8 +450,8 @@ def _matches(held, variables):
     if len(held) != len(variables):
         return False
     return all(
-        tuple(held[str(i)].shape) == tuple(v.shape)
-        for i, v in enumerate(variables)
+        tuple(value.shape) == tuple(v.shape)
+        for value, v in zip(held, variables)
     )
 
 
@@ -463,10 +467,7 @@ def _optimizer_tree(optimizer):
         if isinstance(inner, keras.optimizers.Optimizer):
             stack.append(inner)
         if isinstance(opt, keras.optimizers.MultiOptimizer):
-            # kerasft's DiscriminativeOptimizer hides `optimizers` (so that
-            # Keras's LR callbacks keep its factors) and lists them here.
-            subs = getattr(opt, "sub_optimizers", None)
-            stack.extend(subs if subs is not None else opt.optimizers)
+            stack.extend(keras_internals.sub_optimizers(opt))
     return out
 
 

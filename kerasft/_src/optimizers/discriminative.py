@@ -20,6 +20,7 @@ import re
 
 import keras
 
+from kerasft._src import keras_internals
 from kerasft._src.schedules import Scaled
 from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as list_stages
@@ -229,21 +230,17 @@ class DiscriminativeOptimizer(keras.optimizers.MultiOptimizer):
         """The sub-optimizer with factor 1 (the base rate)."""
         return self._factor_optimizers[1.0]
 
-    @property
-    def optimizers(self):
-        # Keras callbacks (`LearningRateScheduler`, `ReduceLROnPlateau`) set
-        # every sub-optimizer of an object with `optimizers` to the same
-        # rate, which would erase the factors. Hiding the attribute makes
-        # them use `learning_rate`, which keeps the factors.
-        raise AttributeError(
-            "`DiscriminativeOptimizer` exposes its per-factor optimizers as "
-            "`sub_optimizers`; set `learning_rate` to change the base rate."
-        )
+    # Keras's LR callbacks would set every sub-optimizer to one rate and
+    # erase the factors; without `optimizers` they set `learning_rate`.
+    optimizers = keras_internals.hidden_from_lr_callbacks(
+        "`DiscriminativeOptimizer` exposes its per-factor optimizers as "
+        "`sub_optimizers`; set `learning_rate` to change the base rate."
+    )
 
     @property
     def sub_optimizers(self) -> list:
         """The per-factor sub-optimizers."""
-        return list(self._inner_optimizers)
+        return keras_internals.sub_optimizers(self)
 
     @property
     def learning_rate(self):
@@ -265,7 +262,7 @@ class DiscriminativeOptimizer(keras.optimizers.MultiOptimizer):
     def apply(self, grads, trainable_variables=None):
         # Every group follows the global step, so a group that was frozen
         # (and therefore not stepped) stays in phase with the schedule.
-        for opt in self._inner_optimizers:
+        for opt in self.sub_optimizers:
             if opt.built:
                 opt.iterations.assign(self.iterations)
         return super().apply(grads, trainable_variables)

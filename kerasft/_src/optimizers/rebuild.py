@@ -152,6 +152,17 @@ def rebuild_optimizer(model: keras.Model) -> keras.optimizers.Optimizer:
         TypeError: if its optimizer cannot be rebuilt (see
             `check_rebuildable`).
     """
+    new = replace_optimizer(model)
+    keras_internals.reset_step_functions(model)
+    return new
+
+
+def replace_optimizer(model: keras.Model) -> keras.optimizers.Optimizer:
+    """`rebuild_optimizer` without the reset of the step functions.
+
+    `keras_internals.mutating` calls it and then resets the step functions
+    itself.
+    """
     old = _compiled_optimizer(model)
     # Both the optimizer object and its variables: a TensorFlow optimizer
     # records the current `tf.distribute` strategy in its constructor and
@@ -162,7 +173,6 @@ def rebuild_optimizer(model: keras.Model) -> keras.optimizers.Optimizer:
     if old.built:
         carry_state(old.variables, new.variables)
     keras_internals.replace_compiled_optimizer(model, old, new)
-    keras_internals.reset_step_functions(model)
     return new
 
 
@@ -213,6 +223,5 @@ def trainable_change(model: keras.Model) -> Iterator[None]:
         TypeError: if its optimizer cannot be rebuilt.
     """
     check_rebuildable(_compiled_optimizer(model))
-    keras_internals.sync_backend_state(model)
-    yield
-    rebuild_optimizer(model)
+    with keras_internals.mutating(model, optimizer="rebuild", steps="reset"):
+        yield
