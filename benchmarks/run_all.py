@@ -7,7 +7,8 @@ process per backend):
   with a frozen backbone (MobileNet, ResNet50);
 - freeze_depth: training step time vs. `freeze_until` depth;
 - unfreeze_schedule: `UnfreezeSchedule` inside one fit vs. the manual
-  compile-per-phase recipe (benchmarks/unfreeze_schedule.py);
+  compile-per-phase recipe, each run in a fresh process
+  (benchmarks/unfreeze_schedule.py);
 - optimizer_memory: optimizer slot parameters vs. trainable parameters;
 - discriminative_overhead: per-step time of discriminative (per-stage)
   learning rates vs. the plain optimizer
@@ -40,6 +41,7 @@ import backends as backends_bench  # noqa: E402
 import caching  # noqa: E402
 import freeze_depth  # noqa: E402
 import optimizer_memory  # noqa: E402
+import unfreeze_schedule  # noqa: E402
 
 NAMES = (
     "caching",
@@ -57,31 +59,6 @@ DISCRIMINATIVE_COLUMNS = (
     "ratio",
     "ratio_of_min",
 )
-
-UNFREEZE_COLUMNS = (
-    "backend",
-    "callback_s",
-    "manual_s",
-    "ratio",
-    "rebuild_ms_mean",
-    "median_step_ms",
-    "retrace_ms_mean",
-)
-
-
-def _unfreeze_schedule(backends, quick):
-    cmd = [
-        sys.executable,
-        os.path.join(HERE, "unfreeze_schedule.py"),
-        f"--backends={','.join(backends)}",
-        f"--samples={256 if quick else 512}",
-        f"--repeats={1 if quick else 2}",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)["results"]
-    return [{"backend": ",".join(backends), "error": proc.stderr[-1500:]}]
 
 
 def _discriminative_overhead(backends, quick):
@@ -156,8 +133,8 @@ def main():
             freeze_depth.COLUMNS,
         ),
         "unfreeze_schedule": (
-            lambda: _unfreeze_schedule(backends, quick),
-            UNFREEZE_COLUMNS,
+            lambda: unfreeze_schedule.run(backends, repeats=1 if quick else 3),
+            unfreeze_schedule.COLUMNS,
         ),
         "optimizer_memory": (
             lambda: optimizer_memory.run(backends),

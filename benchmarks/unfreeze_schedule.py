@@ -1,23 +1,33 @@
 """Benchmark: UnfreezeSchedule inside one fit vs. the manual Keras recipe.
 
-Both train the same small CNN (named stages `block1`..`block4`, `head`) on
-the same random data with a 6-epoch gradual schedule (head, then one more
-stage per epoch):
+The recipe a user runs: a MobileNet classifier (`weights=None`, 96 px,
+10 classes), 384 random images, batch 32, Adam, 4 epochs, the head alone
+for epochs 0-1, then `block5` and the head for epochs 2-3:
 
-- callback: one `model.fit(epochs=6)` with
-  `kerasft.callbacks.UnfreezeSchedule(PHASES)`;
-- manual: the usual Keras recipe, one `fit` per phase with a
-  `model.compile` (new optimizer) in between.
+- schedule: `model.compile(...)` with everything trainable, then one
+  `model.fit(epochs=4, callbacks=[UnfreezeSchedule({0: "head",
+  2: "block5"})])`;
+- manual: `freeze_until(model, "head", inclusive=False)`, `compile`,
+  `fit(epochs=2)`, `freeze_until(model, "block4")` (so `block5` and the
+  head train, as in the schedule), `compile`, `fit(initial_epoch=2,
+  epochs=4)`.
 
-Each backend runs in its own process (the backend is fixed at import). The
-script prints a table and a JSON document with, per backend, the wall times,
-their ratio (target: <= 1.10), the mean optimizer rebuild time, and the
-retrace cost (first step after a change minus the median step).
+Each run of each variant is its own fresh process (a compile cache warmed
+by one variant would flatter the other), timed from the first `compile` to
+the end of the last `fit`; the model and data are built before the clock
+starts. The two variants alternate (schedule first in the first round, manual
+first in the next, and so on) so that a change in the machine's load hits
+both. Per
+backend, the script reports the best time of each variant, their ratio
+(schedule / manual; target <= 1.05), the median of the per-round ratios,
+the ratio of the best CPU times (process time of all threads, less
+sensitive than wall time to other processes on a shared machine), the
+mean epoch times of both variants, and the load average seen.
 
 Usage:
 
     python benchmarks/unfreeze_schedule.py [--backends jax,tensorflow,torch]
-        [--samples 512] [--batch-size 32] [--repeats 2]
+        [--samples 384] [--size 96] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -25,97 +35,57 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import statistics
 import sys
 import time
 
-EPOCHS = 6
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
+import _common  # noqa: E402
 
-def _model(keras):
-    inputs = keras.Input((32, 32, 3))
-    x = inputs
-    for i, filters in enumerate((8, 16, 16, 32), start=1):
-        x = keras.layers.Conv2D(
-            filters, 3, padding="same", activation="relu", name=f"block{i}"
-        )(x)
-        x = keras.layers.MaxPooling2D(name=f"block{i}_pool")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-    outputs = keras.layers.Dense(10, name="head")(x)
-    return keras.Model(inputs, outputs, name="bench_cnn")
+EPOCHS = 4
+SCHEDULE = {0: "head", 2: "block5"}
+VARIANTS = ("schedule", "manual")
+COLUMNS = (
+    "backend",
+    "schedule_s",
+    "manual_s",
+    "ratio",
+    "ratio_median",
+    "cpu_ratio",
+    "schedule_epochs_s",
+    "manual_epochs_s",
+    "load",
+)
 
 
 def _compile(keras, model):
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss="sparse_categorical_crossentropy",
     )
 
 
-# Gradual unfreezing from the top: {start epoch: first trainable stage}.
-PHASES = {0: "head", 1: "block4", 2: "block3", 3: "block2", 4: "block1"}
-
-
-class _StepTimer:
-    """Wall time of each training step, from batch begin to batch end."""
-
-    def __init__(self, keras):
-        class Timer(keras.callbacks.Callback):
-            def on_train_begin(inner, logs=None):
-                inner.times = []
-
-            def on_train_batch_begin(inner, batch, logs=None):
-                inner.t0 = time.perf_counter()
-
-            def on_train_batch_end(inner, batch, logs=None):
-                inner.times.append(time.perf_counter() - inner.t0)
-
-        self.callback = Timer()
-
-
-def _run_callback(keras, kerasft, x, y, batch_size):
-    keras.utils.set_random_seed(0)
-    model = _model(keras)
+def _schedule(keras, kerasft, model, fit):
     _compile(keras, model)
-    schedule = kerasft.callbacks.UnfreezeSchedule(PHASES)
-    timer = _StepTimer(keras).callback
-    start = time.perf_counter()
-    model.fit(
-        x,
-        y,
-        batch_size=batch_size,
-        epochs=EPOCHS,
-        callbacks=[schedule, timer],
-        verbose=0,
-    )
-    total = time.perf_counter() - start
-    return total, schedule.changes, timer.times
+    callback = kerasft.callbacks.UnfreezeSchedule(SCHEDULE)
+    fit(epochs=EPOCHS, callbacks=[callback])
+    return callback.changes
 
 
-def _run_manual(keras, kerasft, x, y, batch_size):
-    keras.utils.set_random_seed(0)
-    model = _model(keras)
+def _manual(keras, kerasft, model, fit):
+    kerasft.freeze_until(model, "head", inclusive=False)
     _compile(keras, model)
-    start = time.perf_counter()
-    starts = list(PHASES) + [EPOCHS]
-    for (first, target), last in zip(PHASES.items(), starts[1:]):
-        kerasft.freeze_until(model, target, inclusive=False)
-        _compile(keras, model)
-        model.fit(
-            x,
-            y,
-            batch_size=batch_size,
-            initial_epoch=first,
-            epochs=last,
-            verbose=0,
-        )
-    return time.perf_counter() - start
+    fit(epochs=2)
+    kerasft.freeze_until(model, "block4")
+    _compile(keras, model)
+    fit(initial_epoch=2, epochs=EPOCHS)
+    return []
 
 
 def _worker(args):
-    if ROOT not in sys.path:  # run from a checkout without installing
-        sys.path.insert(0, ROOT)
+    _common.setup_path()
     import keras
     import numpy as np
 
@@ -123,83 +93,138 @@ def _worker(args):
     import kerasft.callbacks  # noqa: F401
 
     rng = np.random.default_rng(0)
-    x = rng.random((args.samples, 32, 32, 3), dtype="float32")
+    x = rng.random((args.samples, args.size, args.size, 3), "float32") * 255
     y = rng.integers(0, 10, size=(args.samples,))
-    # Warm-up: first-use costs (imports, kernels) hit neither variant.
-    _run_manual(keras, kerasft, x[: args.batch_size], y[: args.batch_size], 8)
-    callback_times, manual_times = [], []
-    changes, steps = [], []
-    for _ in range(args.repeats):
-        total, changes, steps = _run_callback(
-            keras, kerasft, x, y, args.batch_size
+    keras.utils.set_random_seed(0)
+    backbone = _common.backbone(keras, kerasft, "mobilenet", args.size)
+    model = kerasft.build_classifier(backbone, num_classes=10)
+    timer = _common.epoch_timer(keras)
+
+    def fit(callbacks=(), **kwargs):
+        model.fit(
+            x,
+            y,
+            batch_size=args.batch_size,
+            callbacks=[*callbacks, timer],
+            verbose=0,
+            **kwargs,
         )
-        callback_times.append(total)
-        manual_times.append(_run_manual(keras, kerasft, x, y, args.batch_size))
-    per_epoch = -(-args.samples // args.batch_size)
-    median = float(np.median(steps))
-    firsts = [steps[e * per_epoch] for e in list(PHASES)[1:]]
-    result = {
-        "backend": keras.backend.backend(),
-        "callback_s": min(callback_times),
-        "manual_s": min(manual_times),
-        "ratio": min(callback_times) / min(manual_times),
-        "rebuild_ms_mean": 1000
-        * float(np.mean([c["rebuild_seconds"] for c in changes])),
-        "median_step_ms": 1000 * median,
-        "retrace_ms_mean": 1000 * float(np.mean(firsts) - median),
-        "changes": len(changes),
-        "samples": args.samples,
-        "batch_size": args.batch_size,
-        "epochs": EPOCHS,
-        "repeats": args.repeats,
-    }
-    print("RESULT " + json.dumps(result))
+
+    run = _schedule if args.variant == "schedule" else _manual
+    start, cpu_start = time.perf_counter(), time.process_time()
+    changes = run(keras, kerasft, model, fit)
+    seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
+    _common.emit(
+        {
+            "backend": keras.backend.backend(),
+            "variant": args.variant,
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "epochs_s": timer.times,
+            "rebuild_ms": [1000 * c["rebuild_seconds"] for c in changes],
+            "load": os.getloadavg()[0],
+        }
+    )
+
+
+def _rounds(backend, args):
+    """Runs both variants `repeats` times, alternating, in fresh processes."""
+    worker_args = [
+        f"--samples={args.samples}",
+        f"--size={args.size}",
+        f"--batch-size={args.batch_size}",
+    ]
+    runs = {v: [] for v in VARIANTS}
+    for i in range(args.repeats):
+        order = VARIANTS if i % 2 == 0 else VARIANTS[::-1]
+        for variant in order:
+            out = _common.run_worker(
+                __file__, backend, [f"--variant={variant}", *worker_args]
+            )
+            if "error" in out:
+                return out
+            runs[variant].append(out)
+    return runs
+
+
+def run(backends, samples=384, size=96, batch_size=32, repeats=3):
+    """One result row per backend (see the module docstring)."""
+    args = argparse.Namespace(
+        samples=samples, size=size, batch_size=batch_size, repeats=repeats
+    )
+    rows = []
+    for backend in backends:
+        runs = _rounds(backend, args)
+        if "error" in runs:
+            rows.append(runs)
+            continue
+        times = {v: [r["seconds"] for r in runs[v]] for v in VARIANTS}
+        cpu = {v: [r["cpu_seconds"] for r in runs[v]] for v in VARIANTS}
+        epochs = {
+            v: [statistics.mean(e) for e in zip(*(r["epochs_s"] for r in rs))]
+            for v, rs in runs.items()
+        }
+        rows.append(
+            {
+                "backend": backend,
+                "schedule_s": min(times["schedule"]),
+                "manual_s": min(times["manual"]),
+                "ratio": min(times["schedule"]) / min(times["manual"]),
+                "ratio_median": statistics.median(
+                    s / m for s, m in zip(times["schedule"], times["manual"])
+                ),
+                "cpu_ratio": min(cpu["schedule"]) / min(cpu["manual"]),
+                "schedule_epochs_s": " ".join(
+                    f"{t:.2f}" for t in epochs["schedule"]
+                ),
+                "manual_epochs_s": " ".join(
+                    f"{t:.2f}" for t in epochs["manual"]
+                ),
+                "load": " ".join(
+                    f"{r['load']:.1f}" for v in VARIANTS for r in runs[v]
+                ),
+                "schedule_runs_s": times["schedule"],
+                "manual_runs_s": times["manual"],
+                "schedule_cpu_s": cpu["schedule"],
+                "manual_cpu_s": cpu["manual"],
+                "rebuild_ms": runs["schedule"][0]["rebuild_ms"],
+                "samples": samples,
+                "size": size,
+                "batch_size": batch_size,
+                "repeats": repeats,
+            }
+        )
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="jax,tensorflow,torch")
-    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--backends", default=",".join(_common.BACKENDS))
+    parser.add_argument("--samples", type=int, default=384)
+    parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(args)
         return
-    results = []
-    for backend in args.backends.split(","):
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        cmd = [
-            sys.executable,
-            __file__,
-            "--worker",
-            f"--samples={args.samples}",
-            f"--batch-size={args.batch_size}",
-            f"--repeats={args.repeats}",
-        ]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        lines = [
-            line
-            for line in proc.stdout.splitlines()
-            if line.startswith("RESULT ")
-        ]
-        if proc.returncode or not lines:
-            print(f"{backend}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
-            continue
-        results.append(json.loads(lines[-1][len("RESULT ") :]))
-    header = (
-        f"{'backend':<11}{'callback s':>11}{'manual s':>10}{'ratio':>7}"
-        f"{'rebuild ms':>12}{'step ms':>9}{'retrace ms':>12}"
+    rows = run(
+        args.backends.split(","),
+        samples=args.samples,
+        size=args.size,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
     )
-    print(header)
-    for r in results:
-        print(
-            f"{r['backend']:<11}{r['callback_s']:>11.2f}{r['manual_s']:>10.2f}"
-            f"{r['ratio']:>7.2f}{r['rebuild_ms_mean']:>12.1f}"
-            f"{r['median_step_ms']:>9.1f}{r['retrace_ms_mean']:>12.1f}"
-        )
-    print(json.dumps({"benchmark": "unfreeze_schedule", "results": results}))
+    good = [r for r in rows if "error" not in r]
+    if good:
+        print(_common.table(good, COLUMNS))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['backend']}: failed\n{r['error']}", file=sys.stderr)
+    print(json.dumps({"benchmark": "unfreeze_schedule", "results": rows}))
 
 
 if __name__ == "__main__":
