@@ -29,7 +29,7 @@ from kerasft._src.stages import stages
 BN_POLICIES = ("frozen", "train", "follow")
 
 
-def _check_bn(bn):
+def check_bn(bn):
     if bn not in BN_POLICIES:
         raise ValueError(
             f"Unknown BatchNormalization policy. Allowed: {list(BN_POLICIES)} "
@@ -99,7 +99,7 @@ def _value_for(layer, value, bn):
 
 
 def _set(model, target, value, bn):
-    _check_bn(bn)
+    check_bn(bn)
     if target is None:
         _check_model(model)
         layers = leaf_layers(model)
@@ -218,7 +218,7 @@ def freeze_until(
         ValueError: as for `freeze`. The state is unchanged.
         TypeError: for a target of an unsupported type.
     """
-    _check_bn(bn)
+    check_bn(bn)
     if not isinstance(inclusive, bool):
         raise TypeError(
             f"`inclusive` must be a bool. Received: inclusive={inclusive!r}"

@@ -621,7 +621,7 @@ def test_bad_arguments():
         UnfreezeSchedule.gradual(every=0)
     with pytest.raises(ValueError, match="`stages` must be an int >= 1"):
         UnfreezeSchedule.gradual(stages=0)
-    with pytest.raises(ValueError, match="`every` must be an int >= 1"):
+    with pytest.raises(TypeError, match="`every` must be an int >= 1"):
         UnfreezeSchedule.chain_thaw(every=1.5)
     with pytest.raises(ValueError, match="`head_epochs` must be an int >= 1"):
         UnfreezeSchedule.lp_ft(head_epochs=0)

@@ -34,6 +34,7 @@ import numpy as np
 
 from kerasft._src import freezing
 from kerasft._src import keras_internals
+from kerasft._src.freezing import check_bn
 from kerasft._src.logs import verbose_message
 from kerasft._src.optimizers import rebuild
 from kerasft._src.stages import resolve_stages
@@ -78,14 +79,6 @@ class Spec:
 
 def as_spec(value: Any) -> Spec:
     return value if isinstance(value, Spec) else Spec("from", value)
-
-
-def check_bn(bn: Any) -> None:
-    if bn not in freezing.BN_POLICIES:
-        raise ValueError(
-            "Unknown BatchNormalization policy. Allowed: "
-            f"{list(freezing.BN_POLICIES)}. Received: bn={bn!r}"
-        )
 
 
 def check_schedule(schedule: Any, unit: str) -> list[tuple[int, Spec]]:

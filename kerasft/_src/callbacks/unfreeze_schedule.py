@@ -7,6 +7,7 @@ from typing import Any
 
 from kerasft._src.callbacks import trainable_schedule as _base
 from kerasft._src.stages import stages as model_stages
+from kerasft._src.validation import check_int
 
 
 def only(target: Any) -> _base.Spec:
@@ -162,9 +163,9 @@ class UnfreezeSchedule(_base.TrainableSchedule):
         Returns:
             An `UnfreezeSchedule`.
         """
-        _check_positive_int("every", every)
+        check_int("every", every, minimum=1)
         if stages is not None:
-            _check_positive_int("stages", stages)
+            check_int("stages", stages, minimum=1)
 
         def builder(model):
             n = len(model_stages(model))
@@ -199,7 +200,7 @@ class UnfreezeSchedule(_base.TrainableSchedule):
         Returns:
             An `UnfreezeSchedule`.
         """
-        _check_positive_int("every", every)
+        check_int("every", every, minimum=1)
 
         def builder(model):
             n = len(model_stages(model))
@@ -237,12 +238,5 @@ class UnfreezeSchedule(_base.TrainableSchedule):
         Returns:
             An `UnfreezeSchedule`.
         """
-        _check_positive_int("head_epochs", head_epochs)
+        check_int("head_epochs", head_epochs, minimum=1)
         return cls({0: head, head_epochs: 0}, bn=bn, verbose=verbose)
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"`{name}` must be an int >= 1. Received: {name}={value!r}"
-        )

@@ -14,7 +14,6 @@ so a stage that is unfrozen later keeps its own rate after
 
 from __future__ import annotations
 
-import math
 import numbers
 import re
 
@@ -24,22 +23,18 @@ from kerasft._src import keras_internals
 from kerasft._src.schedules import Scaled
 from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as list_stages
+from kerasft._src.validation import check_number
 
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
 
 def _check_factor(name, value):
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(
-            f"Learning-rate factors must be finite numbers > 0. "
-            f"Received: factor for {name!r}={value!r}"
-        )
-    return float(value)
+    return check_number(
+        f"the learning-rate factor for {name!r}",
+        value,
+        minimum=0,
+        min_inclusive=False,
+    )
 
 
 def layerwise_decay(model: keras.Model, decay: float = 0.8) -> dict:

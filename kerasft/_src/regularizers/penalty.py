@@ -17,8 +17,6 @@ step functions when a value changes (one new trace per change).
 from __future__ import annotations
 
 import contextlib
-import math
-import numbers
 from typing import Any
 
 import keras
@@ -28,19 +26,11 @@ from kerasft._src import keras_internals
 from kerasft._src.stages import Target
 from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as list_stages
+from kerasft._src.validation import check_number
 
 
 def check_strength(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"`{name}` must be a number >= 0. "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f"`{name}` must be a finite number >= 0. Received: {name}={value!r}"
-        )
-    return float(value)
+    return check_number(name, value, minimum=0)
 
 
 def check_built(model: Any, what: str) -> None:
