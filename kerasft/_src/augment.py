@@ -26,8 +26,6 @@ import numbers
 
 import keras
 
-__all__ = ["KINDS", "Augmentation", "augmentation"]
-
 # Strength of each transformation per kind: rotation as a fraction of a full
 # turn, zoom and translation as fractions of the image size, contrast as
 # the factor range [1 - c, 1 + c].

@@ -23,8 +23,6 @@ import numpy as np
 from kerasft._src.validation import check_bool
 from kerasft._src.validation import check_int
 
-__all__ = ["MODES", "per_sample_loss", "select_by_loss"]
-
 MODES = ("drop", "weight")
 
 

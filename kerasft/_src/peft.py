@@ -31,14 +31,6 @@ from kerasft._src.stages import resolve_layers
 from kerasft._src.stages import stages
 from kerasft._src.stages import sublayers
 
-__all__ = [
-    "bitfit",
-    "enable_lora",
-    "load_adapter_weights",
-    "lora_layers",
-    "save_adapter_weights",
-]
-
 _LORA_TYPES = (
     keras.layers.Dense,
     keras.layers.EinsumDense,

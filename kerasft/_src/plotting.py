@@ -28,8 +28,6 @@ from kerasft._src.validation import check_int
 from kerasft._src.validation import check_number
 from kerasft._src.validation import check_path
 
-__all__ = ["plot_history", "plot_learning_rates"]
-
 PIP_COMMAND = "pip install matplotlib"
 
 _Schedule = keras.optimizers.schedules.LearningRateSchedule

@@ -29,15 +29,6 @@ from kerasft._src.validation import check_choice
 from kerasft._src.validation import check_dropout
 from kerasft._src.validation import check_int
 
-__all__ = [
-    "CELLS",
-    "POOLINGS",
-    "SequencePooling",
-    "build_language_model",
-    "build_sequence_classifier",
-    "classifier_from_pretrained",
-]
-
 CELLS = ("lstm", "gru")
 POOLINGS = ("last", "mean", "max", "concat")
 

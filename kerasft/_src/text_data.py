@@ -41,20 +41,6 @@ from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.validation import check_bool
 from kerasft._src.validation import check_number
 
-__all__ = [
-    "OOV_TOKEN",
-    "PAD_TOKEN",
-    "ROTTEN_TOMATOES_DIRNAME",
-    "build_vocabulary",
-    "encode",
-    "is_rotten_tomatoes_provisioned",
-    "load_rotten_tomatoes",
-    "load_rotten_tomatoes_plots",
-    "provision_rotten_tomatoes",
-    "rotten_tomatoes_path",
-    "tokenize",
-]
-
 ROTTEN_TOMATOES_DIRNAME = "rotten_tomatoes"
 ROTTEN_TOMATOES_ASSET = "rotten_tomatoes"  # its name in `kerasft.assets`
 PAD_TOKEN = ""

@@ -44,27 +44,3 @@ from kerasft._src.assets.registry import asset_paths
 from kerasft._src.assets.registry import is_provisioned
 from kerasft._src.assets.registry import provision
 from kerasft._src.assets.registry import register_asset
-
-__all__ = [
-    "ASSET_NAMES",
-    "FASHION_MNIST_CLASS_NAMES",
-    "IMAGENET_EGYPTIAN_CAT",
-    "IMAGENET_ESPRESSO",
-    "AssetDownloadError",
-    "AssetError",
-    "AssetHashError",
-    "Package",
-    "asset_paths",
-    "check_sha256",
-    "default_cache_dir",
-    "fashion_mnist_dir",
-    "is_provisioned",
-    "keras_models_dir",
-    "load_fashion_mnist",
-    "load_fashion_mnist_subset",
-    "main",
-    "mobilenet_v1_imagenet_path",
-    "provision",
-    "register_asset",
-    "vgg16_hed_path",
-]

@@ -52,18 +52,6 @@ from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.stages import sublayers
 from kerasft._src.validation import check_bool
 
-__all__ = [
-    "MINILM_DIRNAME",
-    "exact_gelu_backbone",
-    "is_minilm_provisioned",
-    "load_hub_backbone",
-    "load_hub_text_classifier",
-    "load_hub_tokenizer",
-    "minilm_dir",
-    "provision_minilm",
-    "use_exact_gelu",
-]
-
 MINILM_DIRNAME = "all-minilm-l6-v2"
 MINILM_ASSET = "all_minilm_l6_v2"  # its name in `kerasft.assets`
 

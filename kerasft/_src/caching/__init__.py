@@ -45,10 +45,3 @@ from kerasft._src.caching.cache import DEFAULT_MEMORY_BUDGET
 from kerasft._src.caching.cache import FeatureCache
 from kerasft._src.caching.cache import cached_fit
 from kerasft._src.caching.split import split_model
-
-__all__ = [
-    "DEFAULT_MEMORY_BUDGET",
-    "FeatureCache",
-    "cached_fit",
-    "split_model",
-]
