@@ -16,44 +16,29 @@ import numbers
 import keras
 from keras import ops
 
+from kerasft._src.validation import check_int
+from kerasft._src.validation import check_number
+
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
 
 def _positive_number(name, value):
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(
-            f"`{name}` must be a finite number > 0. Received: {name}={value!r}"
-        )
-    return float(value)
+    return check_number(name, value, minimum=0, min_inclusive=False)
 
 
 def _positive_int(name, value):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(
-            f"`{name}` must be an int. Received: {name}={value!r} of type "
-            f"{type(value).__name__}"
-        )
-    if value <= 0:
-        raise ValueError(f"`{name}` must be > 0. Received: {name}={value}")
-    return int(value)
+    return check_int(name, value, minimum=1)
 
 
 def _open_fraction(name, value):
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not 0 < value < 1
-    ):
-        raise ValueError(
-            f"`{name}` must be a number in the open interval (0, 1). "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
+    return check_number(
+        name,
+        value,
+        minimum=0,
+        maximum=1,
+        min_inclusive=False,
+        max_inclusive=False,
+    )
 
 
 def _step(step):
