@@ -50,8 +50,8 @@ import keras
 import numpy as np
 
 from kerasft._src import keras_internals
+from kerasft._src import walk
 from kerasft._src.freezing import _effective_state
-from kerasft._src.stages import leaf_layers
 from kerasft._src.stages import stages as model_stages
 
 DEFAULT_MEMORY_BUDGET = 2**30  # 1 GiB
@@ -78,7 +78,7 @@ def _is_random(layer) -> bool:
         return True
     return any(
         isinstance(value, keras.random.SeedGenerator)
-        for value in vars(layer).values()
+        for value in keras_internals.layer_attributes(layer)
     )
 
 
@@ -127,7 +127,7 @@ def _plan(graph_model, trainable_ids, prefix_ids, effective, first_stage):
     mixed = None
     top_nodes = []
     for op, ins, outs in keras_internals.graph_nodes(graph_model):
-        leaves = leaf_layers(op) if isinstance(op, keras.Layer) else []
+        leaves = walk.leaf_layers(op) if isinstance(op, keras.Layer) else []
         weights = op.weights if isinstance(op, keras.Layer) else []
         from_body = all(id(t) in available for t in ins)
         trains = any(id(v) in trainable_ids for v in weights)
@@ -610,7 +610,7 @@ class FeatureCache:
         model = self.model
         return (
             tuple(id(v) for v in model.trainable_variables),
-            tuple((id(x), x.trainable) for x in leaf_layers(model)),
+            tuple((id(x), x.trainable) for x in walk.leaf_layers(model)),
         )
 
     def _weights_key(self):

@@ -169,3 +169,15 @@ def graph_nodes(model: keras.Model) -> list:
                 known.update(id(t) for t in outs)
                 out.append((op, ins, outs))
     return out
+
+
+def layer_attributes(layer: keras.Layer) -> list:
+    """The values of a layer's instance attributes.
+
+    Keras tracks what a layer holds (sublayers, variables, seed generators)
+    in its attributes, and lists, tuples and dicts in them, and has no
+    public way to list the sublayers of a layer that is not a `Model`
+    (`Layer._flatten_layers` is private), so kerasft reads the attributes
+    (`vars(layer)`; checked on Keras 3.15.1).
+    """
+    return list(vars(layer).values())

@@ -32,12 +32,12 @@ import keras
 import numpy as np
 
 from kerasft._src import keras_internals
+from kerasft._src import walk
 from kerasft._src.stages import HEAD
 from kerasft._src.stages import Target
 from kerasft._src.stages import resolve_layers
 from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as list_stages
-from kerasft._src.stages import sublayers
 
 __all__ = [
     "L2",
@@ -817,7 +817,7 @@ _INITIALIZER_ATTRIBUTES = {
 
 def _own_variables(layer) -> list:
     """The variables a layer creates itself (not those of its sublayers)."""
-    inner = {id(v) for sub in sublayers(layer)[1:] for v in sub.weights}
+    inner = {id(v) for sub in walk.sublayers(layer)[1:] for v in sub.weights}
     return [v for v in layer.weights if id(v) not in inner]
 
 
@@ -938,7 +938,7 @@ def reinitialize(
     work = []  # (layer, variable, initializer)
     seen = set()
     for leaf in leaves:
-        for layer in sublayers(leaf):
+        for layer in walk.sublayers(leaf):
             for variable in _own_variables(layer):
                 if id(variable) in seen:
                     continue

@@ -41,7 +41,7 @@ from typing import Any
 import keras
 
 from kerasft._src import assets
-from kerasft._src.stages import sublayers
+from kerasft._src import walk
 
 __all__ = [
     "MINILM_DIRNAME",
@@ -289,7 +289,7 @@ def use_exact_gelu(model: keras.Layer) -> list:
             layer.
     """
     changed = []
-    for layer in sublayers(model):
+    for layer in walk.sublayers(model):
         if layer.name != "feedforward_intermediate_dense":
             continue
         if not isinstance(layer, keras.layers.Dense):

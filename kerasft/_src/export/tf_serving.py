@@ -18,6 +18,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasft._src.walk import nested_layers
+
 PIP_COMMAND = 'pip install "kerasft[tensorflow]"'
 SIGNATURE_NAME = "serving_default"
 SAMPLE_REQUEST = os.path.join("assets.extra", "sample_request.json")
@@ -433,13 +435,6 @@ def _reference_outputs(model, inputs, input_structure, samples):
     return expected, outputs, structure
 
 
-def _iter_layers(layer):
-    yield layer
-    if isinstance(layer, keras.Model):
-        for child in layer.layers:
-            yield from _iter_layers(child)
-
-
 def _is_builtin(module: str) -> bool:
     package = module.split(".", 1)[0]
     return package in {"keras", "keras_hub", "builtins"}
@@ -447,7 +442,7 @@ def _is_builtin(module: str) -> bool:
 
 def _custom_classes(model: keras.Model) -> list[dict]:
     """Checks custom layers and lists the classes the worker must import."""
-    for layer in _iter_layers(model):
+    for layer in [model, *nested_layers(model)]:
         cls = type(layer)
         if _is_builtin(cls.__module__):
             continue
