@@ -45,15 +45,15 @@ def _effective_state(model):
     """Maps id(leaf) -> whether the leaf's weights train now."""
     state = {}
 
-    def walk(layer, parent_trainable):
+    def visit(layer, parent_trainable):
         for child in walk.children(layer):
             on = parent_trainable and child.trainable
             if isinstance(child, keras.Model):
-                walk(child, on)
+                visit(child, on)
             else:
                 state[id(child)] = on
 
-    walk(model, model.trainable)
+    visit(model, model.trainable)
     return state
 
 
