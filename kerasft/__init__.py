@@ -37,6 +37,7 @@ from kerasft._src.fusion import build_fusion_model  # noqa: E402
 from kerasft._src.fusion import fusion_gates  # noqa: E402
 from kerasft._src.models import build_classifier  # noqa: E402
 from kerasft._src.stages import Stage  # noqa: E402
+from kerasft._src.stages import register_stage_map  # noqa: E402
 from kerasft._src.stages import resolve_layers  # noqa: E402
 from kerasft._src.stages import resolve_stages  # noqa: E402
 from kerasft._src.stages import stage_index  # noqa: E402
@@ -63,6 +64,7 @@ __all__ = [
     "optimizers",
     "peft",
     "plotting",
+    "register_stage_map",
     "regularizers",
     "resolve_layers",
     "resolve_stages",

@@ -48,10 +48,28 @@ def _names(model):
             {},
             ["stem"] + [f"block{i}" for i in range(1, 8)] + ["top", "head"],
         ),
+        # Xception and InceptionV3 need inputs of at least 71 and 75 pixels.
+        (
+            backbones.Xception,
+            {"input_shape": (71, 71, 3)},
+            [f"block{i}" for i in range(1, 15)] + ["head"],
+        ),
+        (
+            backbones.InceptionV3,
+            {"input_shape": (75, 75, 3)},
+            ["stem"] + [f"mixed{i}" for i in range(11)] + ["head"],
+        ),
+        # ConvNeXt prefixes its layer names with the model's name.
+        (
+            backbones.ConvNeXtTiny,
+            {"name": "cnx"},
+            ["stem", "stage_0", "stage_1", "stage_2", "stage_3", "head"],
+        ),
     ],
 )
 def test_known_stage_maps_on_classifier(factory, kwargs, expected):
-    backbone = factory(weights=None, input_shape=SMALL, **kwargs)
+    kwargs = {"input_shape": SMALL, **kwargs}
+    backbone = factory(weights=None, **kwargs)
     model = kerasft.build_classifier(backbone, 3)
     assert _names(model) == expected
     # Every leaf layer belongs to exactly one stage.
@@ -248,3 +266,162 @@ def test_known_backbone_next_to_a_custom_branch():
     assert names[-1] == "head"
     head = kerasft.stages(model)[-1]
     assert [x.name for x in head.layers] == ["concat", "clf"]
+
+
+# ---------------------------------------------------------------------------
+# register_stage_map.
+
+
+@pytest.fixture
+def stage_maps(monkeypatch):
+    """Registrations made in a test are undone after it."""
+    from kerasft._src.stages import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+
+def _encoder(name="tiny_encoder"):
+    inputs = keras.Input((8,), name="x")
+    x = keras.layers.Dense(6, name="enc1_dense")(inputs)
+    x = keras.layers.Dropout(0.1)(x)
+    x = keras.layers.Dense(5, name="enc2_dense")(x)
+    x = keras.layers.Dense(4, name="enc2_proj")(x)
+    outputs = keras.layers.Dense(2, name="clf")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _encoder_stage(layer_name):
+    match = re.match(r"(enc\d)_", layer_name)
+    return match.group(1) if match else None
+
+
+def test_register_stage_map_by_layer_name(stage_maps):
+    model = _encoder()
+    assert _names(model)[0] == "enc1_dense"  # generic split before
+    kerasft.register_stage_map(
+        "tiny_encoder",
+        fingerprint=["enc1_dense", re.compile(r"enc\d_proj")],
+        stage_of=_encoder_stage,
+    )
+    stages = kerasft.stages(model)
+    assert [s.name for s in stages] == ["enc1", "enc2", "head"]
+    # An unmatched layer joins the stage before it.
+    assert [x.name for x in stages[0].layers][0] == "enc1_dense"
+    assert len(stages[0].layers) == 2
+    assert [x.name for x in stages[2].layers] == ["clf"]
+    # The map applies to the model nested in a classifier too, and every
+    # API resolves its stage names.
+    inputs = keras.Input((8,))
+    outer = keras.Model(
+        inputs, keras.layers.Dense(3, name="out")(model(inputs)), name="o"
+    )
+    assert _names(outer) == ["enc1", "enc2", "head"]
+    kerasft.freeze_until(outer, "enc2")
+    assert not outer.get_layer("tiny_encoder").get_layer("enc1_dense").trainable
+
+
+def test_register_stage_map_with_split_and_function_fingerprint(stage_maps):
+    def is_encoder(model):
+        return model.name.startswith("tiny_encoder")
+
+    def split(model):
+        layers = [x for x in model.layers if x.weights]
+        return [("lower", layers[:2]), ("upper", layers[2:])]
+
+    kerasft.register_stage_map("split", fingerprint=is_encoder, split=split)
+    with pytest.raises(ValueError, match=r"in no stage \['dropout"):
+        kerasft.stages(_encoder())
+
+    def full_split(model):
+        layers = model.layers[1:]
+        return [("lower", layers[:2]), ("upper", layers[2:])]
+
+    kerasft.register_stage_map(
+        "split", fingerprint=is_encoder, split=full_split, override=True
+    )
+    stages = kerasft.stages(_encoder())
+    assert [s.name for s in stages] == ["lower", "upper"]
+    assert [len(s.layers) for s in stages] == [2, 3]
+    assert _names(_encoder("other"))[0] == "enc1_dense"
+
+
+def test_newer_stage_map_takes_precedence(stage_maps):
+    inputs = keras.Input((4, 4, 3))
+    x = keras.layers.Conv2D(2, 1, name="block1_conv1")(inputs)
+    x = keras.layers.Conv2D(2, 1, name="block1_conv2")(x)
+    x = keras.layers.MaxPooling2D(name="block1_pool")(x)
+    model = keras.Model(inputs, x, name="vgg_like")
+    assert _names(model) == ["block1"]
+    kerasft.register_stage_map(
+        "vgg_like", fingerprint=["block1_pool"], stage_of=lambda n: "features"
+    )
+    assert _names(model) == ["features"]
+
+
+def test_register_stage_map_name_clash(stage_maps):
+    with pytest.raises(ValueError, match="already registered.*override=True"):
+        kerasft.register_stage_map(
+            "vgg", fingerprint=["x"], stage_of=_encoder_stage
+        )
+    kerasft.register_stage_map(
+        "vgg", fingerprint=["x"], stage_of=_encoder_stage, override=True
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"name": 3}, TypeError, "Received: name=3"),
+        ({"name": ""}, ValueError, "Received: name=''"),
+        ({"fingerprint": "enc1_dense"}, TypeError, "list of layer names"),
+        ({"fingerprint": []}, TypeError, r"Received: fingerprint=\[\]"),
+        ({"fingerprint": [3]}, TypeError, r"Received: fingerprint=\[3\]"),
+        ({"split": lambda m: []}, TypeError, "exactly one stage rule"),
+        ({"stage_of": None}, TypeError, "exactly one stage rule"),
+        ({"stage_of": "enc"}, TypeError, "Received: stage_of='enc'"),
+        ({"override": "yes"}, TypeError, "Received: override='yes'"),
+    ],
+)
+def test_register_stage_map_bad_arguments(stage_maps, kwargs, error, match):
+    args = {
+        "name": "bad",
+        "fingerprint": ["enc1_dense"],
+        "stage_of": _encoder_stage,
+        **kwargs,
+    }
+    with pytest.raises(error, match=match):
+        kerasft.register_stage_map(args.pop("name"), **args)
+
+
+@pytest.mark.parametrize(
+    "rules, error, match",
+    [
+        ({"fingerprint": lambda m: 1}, TypeError, "must return True or False"),
+        ({"stage_of": lambda n: 3}, TypeError, "Received: 3 for layer"),
+        (
+            {
+                "stage_of": {
+                    "enc1_dense": "a",
+                    "enc2_dense": "b",
+                    "clf": "a",
+                }.get
+            },
+            ValueError,
+            r"several stages with one name: \['a'\]",
+        ),
+        ({"split": lambda m: [("a", ["x"])]}, TypeError, "pairs"),
+        ({"split": lambda m: None}, TypeError, "Received: None"),
+        (
+            {"split": lambda m: [("a", [keras.layers.Dense(1, name="d")])]},
+            ValueError,
+            r"not in model 'tiny_encoder'.*\['d'\]",
+        ),
+    ],
+)
+def test_stage_map_rule_errors_name_the_map(stage_maps, rules, error, match):
+    kwargs = {"fingerprint": ["enc1_dense"], **rules}
+    if "split" not in kwargs and "stage_of" not in kwargs:
+        kwargs["stage_of"] = _encoder_stage
+    kerasft.register_stage_map("broken", **kwargs)
+    with pytest.raises(error, match=match):
+        kerasft.stages(_encoder())

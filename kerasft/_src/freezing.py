@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import keras
 
-from kerasft._src.stages import _all_named_layers
+from kerasft._src import walk
 from kerasft._src.stages import _check_model
-from kerasft._src.stages import _children
-from kerasft._src.stages import leaf_layers
 from kerasft._src.stages import resolve_layers
 from kerasft._src.stages import stage_index
 from kerasft._src.stages import stages
@@ -43,28 +41,19 @@ def _is_bn(layer) -> bool:
     return isinstance(layer, keras.layers.BatchNormalization)
 
 
-def _containers(model):
-    """All nested models of `model`, outermost first, including itself."""
-    out = [model]
-    for layer in _all_named_layers(model):
-        if isinstance(layer, keras.Model):
-            out.append(layer)
-    return out
-
-
 def _effective_state(model):
     """Maps id(leaf) -> whether the leaf's weights train now."""
     state = {}
 
-    def walk(layer, parent_trainable):
-        for child in _children(layer):
+    def visit(layer, parent_trainable):
+        for child in walk.children(layer):
             on = parent_trainable and child.trainable
             if isinstance(child, keras.Model):
-                walk(child, on)
+                visit(child, on)
             else:
                 state[id(child)] = on
 
-    walk(model, model.trainable)
+    visit(model, model.trainable)
     return state
 
 
@@ -74,10 +63,10 @@ def _apply(model, changes):
     Containers are opened first (set trainable=True, which cascades), then
     every leaf gets back its effective state, then the changes apply.
     """
-    leaves = leaf_layers(model)
-    if any(not c.trainable for c in _containers(model)):
+    leaves = walk.leaf_layers(model)
+    if any(not c.trainable for c in walk.containers(model)):
         state = _effective_state(model)
-        for container in _containers(model):
+        for container in walk.containers(model):
             if not container.trainable:
                 container.trainable = True
         for leaf in leaves:
@@ -102,7 +91,7 @@ def _set(model, target, value, bn):
     check_bn(bn)
     if target is None:
         _check_model(model)
-        layers = leaf_layers(model)
+        layers = walk.leaf_layers(model)
     else:
         layers = resolve_layers(model, target)
     changes = {

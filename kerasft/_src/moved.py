@@ -18,7 +18,7 @@ from collections.abc import Mapping
 MOVED_MODULES = {
     "kerasft.stages": (
         "`from kerasft import Stage, stages, resolve_stages, resolve_layers, "
-        "stage_index`"
+        "stage_index, register_stage_map`"
     ),
     "kerasft.freezing": (
         "`from kerasft import freeze, unfreeze, freeze_until, summary`"

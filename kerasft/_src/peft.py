@@ -24,12 +24,11 @@ import keras
 import numpy as np
 
 from kerasft._src import keras_internals
+from kerasft._src import walk
 from kerasft._src.stages import HEAD
 from kerasft._src.stages import _check_model
-from kerasft._src.stages import leaf_layers
 from kerasft._src.stages import resolve_layers
 from kerasft._src.stages import stages
-from kerasft._src.stages import sublayers
 
 _LORA_TYPES = (
     keras.layers.Dense,
@@ -69,9 +68,9 @@ def _set_variables(model, train_leaves, keep) -> None:
     the flags of its variables.
     """
     train_ids = {id(x) for x in train_leaves}
-    leaves = leaf_layers(model)
-    for container in [model] + [
-        x for x in sublayers(model) if isinstance(x, keras.Model)
+    leaves = walk.leaf_layers(model)
+    for container in [
+        x for x in walk.sublayers(model) if isinstance(x, keras.Model)
     ]:
         if not container.trainable:
             container.trainable = True
@@ -104,7 +103,7 @@ def lora_layers(model: keras.Model) -> list:
     _check_model(model)
     return [
         x
-        for x in sublayers(model)
+        for x in walk.sublayers(model)
         if not isinstance(x, keras.Model) and getattr(x, "lora_enabled", False)
     ]
 
@@ -190,12 +189,12 @@ def enable_lora(
     head_leaves = _head_layers(model, head)
     head_ids = {id(x) for x in head_leaves}
     if target is None:
-        targeted = [x for x in leaf_layers(model) if id(x) not in head_ids]
+        targeted = [x for x in walk.leaf_layers(model) if id(x) not in head_ids]
     else:
         targeted = resolve_layers(model, target)
     candidates = []
     for leaf in targeted:
-        candidates.extend(x for x in sublayers(leaf) if _supports_lora(x))
+        candidates.extend(x for x in walk.sublayers(leaf) if _supports_lora(x))
     if not candidates:
         weight_layers = [
             f"{x.name} ({type(x).__name__})" for x in targeted if x.weights
@@ -258,7 +257,7 @@ def bitfit(model: keras.Model, *, head: Any = "auto") -> list:
     head_ids = {id(x) for x in head_leaves}
     biases = [
         v
-        for leaf in leaf_layers(model)
+        for leaf in walk.leaf_layers(model)
         if id(leaf) not in head_ids
         and not isinstance(leaf, keras.layers.BatchNormalization)
         for v in leaf.weights

@@ -16,7 +16,7 @@ from kerasft._src import keras_internals
 from kerasft._src.regularizers.penalty import check_built
 from kerasft._src.stages import Target
 from kerasft._src.stages import resolve_layers
-from kerasft._src.stages import sublayers
+from kerasft._src.walk import sublayers
 
 
 def _own_variables(layer) -> list:

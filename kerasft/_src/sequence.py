@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import keras
 
+from kerasft._src import walk
 from kerasft._src.models import add_head
 from kerasft._src.validation import check_bool
 from kerasft._src.validation import check_choice
@@ -384,11 +385,7 @@ def build_language_model(
 
 def _encoder_layers(model):
     """The `embedding` and `rnn_N` top-level layers of a model, in order."""
-    children = [
-        layer
-        for layer in model.layers
-        if not isinstance(layer, keras.layers.InputLayer)
-    ]
+    children = walk.children(model)
     names = [layer.name for layer in children]
     embedding = [layer for layer in children if layer.name == "embedding"]
     recurrent = {}

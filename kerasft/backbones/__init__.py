@@ -4,6 +4,13 @@ from kerasft._src.backbones.alexnet import AlexNet
 from kerasft._src.backbones.alexnet import load_alexnet_weights
 from kerasft._src.backbones.applications import VGG16
 from kerasft._src.backbones.applications import VGG19
+from kerasft._src.backbones.applications import ConvNeXtBase
+from kerasft._src.backbones.applications import ConvNeXtLarge
+from kerasft._src.backbones.applications import ConvNeXtSmall
+from kerasft._src.backbones.applications import ConvNeXtTiny
+from kerasft._src.backbones.applications import DenseNet121
+from kerasft._src.backbones.applications import DenseNet169
+from kerasft._src.backbones.applications import DenseNet201
 from kerasft._src.backbones.applications import EfficientNetB0
 from kerasft._src.backbones.applications import EfficientNetB1
 from kerasft._src.backbones.applications import EfficientNetB2
@@ -12,11 +19,13 @@ from kerasft._src.backbones.applications import EfficientNetB4
 from kerasft._src.backbones.applications import EfficientNetB5
 from kerasft._src.backbones.applications import EfficientNetB6
 from kerasft._src.backbones.applications import EfficientNetB7
+from kerasft._src.backbones.applications import InceptionV3
 from kerasft._src.backbones.applications import MobileNet
 from kerasft._src.backbones.applications import MobileNetV2
 from kerasft._src.backbones.applications import ResNet50
 from kerasft._src.backbones.applications import ResNet101
 from kerasft._src.backbones.applications import ResNet152
+from kerasft._src.backbones.applications import Xception
 from kerasft._src.backbones.applications import from_application
 from kerasft._src.backbones.hub import exact_gelu_backbone
 from kerasft._src.backbones.hub import is_minilm_provisioned
@@ -30,6 +39,15 @@ from kerasft._src.backbones.preprocessing import ImagePreprocessing
 
 __all__ = [
     "AlexNet",
+    "ConvNeXtBase",
+    "ConvNeXtLarge",
+    "ConvNeXtSmall",
+    "ConvNeXtTiny",
+    "DenseNet121",
+    "DenseNet169",
+    "DenseNet201",
+    "InceptionV3",
+    "Xception",
     "EfficientNetB0",
     "EfficientNetB1",
     "EfficientNetB2",

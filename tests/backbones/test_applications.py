@@ -79,12 +79,30 @@ def test_from_application_generic():
         keras.applications.DenseNet121, weights=None, input_shape=SMALL
     )
     assert backbone.get_layer("preprocessing").mode == "torch"
-    # An unknown family gets the generic split.
-    assert len(kerasft.stages(backbone)) > 5
+    # DenseNet's stage map: the stem, then each dense block with the
+    # transition after it.
+    stages = kerasft.stages(backbone)
+    assert [s.name for s in stages] == [
+        "conv1",
+        "conv2",
+        "conv3",
+        "conv4",
+        "conv5",
+        "head",
+    ]
+    assert stages[0].layers[0].name == "preprocessing"
+    assert stages[1].layers[-1].name == "pool2_pool"
+    assert [x.name for x in stages[4].layers[-2:]] == ["bn", "relu"]
+    assert sum(s.count_params() for s in stages) == backbone.count_params()
+    # A family without a stage map gets the generic split.
     backbone = backbones.from_application(
         "MobileNetV3Small", weights=None, input_shape=SMALL
     )
     assert backbone.get_layer("preprocessing").mode == "none"
+    layers = backbone.layers[1:]
+    assert [s.name for s in kerasft.stages(backbone)] == [
+        x.name for x in layers
+    ]
 
 
 def test_from_application_errors(tmp_path):

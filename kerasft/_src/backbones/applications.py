@@ -9,38 +9,20 @@ from collections.abc import Callable
 import keras
 
 from kerasft._src.backbones.preprocessing import ImagePreprocessing
+from kerasft._src.stages import stage_maps
 
-# Preprocessing mode of each keras.applications family (what its own
-# `preprocess_input` does). Families not listed need `preprocessing=`.
+# Preprocessing mode of each keras.applications model (what its own
+# `preprocess_input` does): the families with a stage map keep theirs in
+# their stage-map module; these have none (they get the generic split).
+# Models not listed need `preprocessing=`.
 _PREPROCESSING = {
-    "VGG16": "caffe",
-    "VGG19": "caffe",
-    "ResNet50": "caffe",
-    "ResNet101": "caffe",
-    "ResNet152": "caffe",
-    "ResNet50V2": "tf",
-    "ResNet101V2": "tf",
-    "ResNet152V2": "tf",
-    "MobileNet": "tf",
-    "MobileNetV2": "tf",
-    "Xception": "tf",
-    "InceptionV3": "tf",
+    **stage_maps.PREPROCESSING,
     "InceptionResNetV2": "tf",
     "NASNetMobile": "tf",
     "NASNetLarge": "tf",
-    "DenseNet121": "torch",
-    "DenseNet169": "torch",
-    "DenseNet201": "torch",
     "MobileNetV3Small": "none",
     "MobileNetV3Large": "none",
 }
-_PREPROCESSING.update({f"EfficientNetB{i}": "none" for i in range(8)})
-_PREPROCESSING.update(
-    {f"EfficientNetV2{s}": "none" for s in ("B0", "B1", "B2", "B3", "S", "M")}
-)
-_PREPROCESSING.update(
-    {f"ConvNeXt{s}": "none" for s in ("Tiny", "Small", "Base", "Large")}
-)
 
 _POOLING = ("avg", "max", None)
 
@@ -107,8 +89,10 @@ def from_application(
     the family's `preprocess_input` is its first layer
     (`kerasft.backbones.ImagePreprocessing`), so exported models need no
     client-side preprocessing. `kerasft.stages` knows the stage names of
-    VGG, ResNet, MobileNet, MobileNetV2, EfficientNet and AlexNet; any other
-    family gets the generic split.
+    VGG, ResNet, DenseNet, MobileNet, MobileNetV2, EfficientNet, Xception,
+    InceptionV3 and ConvNeXt (and of any family added with
+    `kerasft.register_stage_map`); any other family gets the generic
+    split.
 
     Example:
 
@@ -266,3 +250,12 @@ EfficientNetB4 = _family("EfficientNetB4", "efficientnetb4")
 EfficientNetB5 = _family("EfficientNetB5", "efficientnetb5")
 EfficientNetB6 = _family("EfficientNetB6", "efficientnetb6")
 EfficientNetB7 = _family("EfficientNetB7", "efficientnetb7")
+Xception = _family("Xception", "xception")
+InceptionV3 = _family("InceptionV3", "inception_v3")
+DenseNet121 = _family("DenseNet121", "densenet121")
+DenseNet169 = _family("DenseNet169", "densenet169")
+DenseNet201 = _family("DenseNet201", "densenet201")
+ConvNeXtTiny = _family("ConvNeXtTiny", "convnext_tiny")
+ConvNeXtSmall = _family("ConvNeXtSmall", "convnext_small")
+ConvNeXtBase = _family("ConvNeXtBase", "convnext_base")
+ConvNeXtLarge = _family("ConvNeXtLarge", "convnext_large")

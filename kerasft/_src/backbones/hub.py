@@ -42,6 +42,7 @@ from typing import Any
 
 import keras
 
+from kerasft._src import walk
 from kerasft._src.assets import registry
 from kerasft._src.assets.archive import SourceFile
 from kerasft._src.assets.archive import extract_members
@@ -49,7 +50,6 @@ from kerasft._src.assets.archive import is_extracted
 from kerasft._src.assets.archive import targets
 from kerasft._src.assets.fetch import Package
 from kerasft._src.assets.paths import resolve_cache_dir
-from kerasft._src.stages import sublayers
 from kerasft._src.validation import check_bool
 
 MINILM_DIRNAME = "all-minilm-l6-v2"
@@ -291,7 +291,7 @@ def use_exact_gelu(model: keras.Layer) -> list:
             layer.
     """
     changed = []
-    for layer in sublayers(model):
+    for layer in walk.sublayers(model):
         if layer.name != "feedforward_intermediate_dense":
             continue
         if not isinstance(layer, keras.layers.Dense):

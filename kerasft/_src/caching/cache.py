@@ -24,7 +24,7 @@ from kerasft._src.caching.store import Features
 from kerasft._src.caching.store import FeatureSequence
 from kerasft._src.caching.store import FeatureStore
 from kerasft._src.caching.store import SpillFolders
-from kerasft._src.stages import leaf_layers
+from kerasft._src.walk import leaf_layers
 
 DEFAULT_MEMORY_BUDGET = 2**30  # 1 GiB
 

@@ -18,8 +18,8 @@ import keras
 
 from kerasft._src import keras_internals
 from kerasft._src.freezing import _effective_state
-from kerasft._src.stages import leaf_layers
 from kerasft._src.stages import stages as model_stages
+from kerasft._src.walk import leaf_layers
 
 _RANDOM_CLASSES = (
     keras.layers.Dropout,

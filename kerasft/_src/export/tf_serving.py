@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from kerasft._src.validation import check_bool
+from kerasft._src.walk import nested_layers
 
 PIP_COMMAND = 'pip install "kerasft[tensorflow]"'
 SIGNATURE_NAME = "serving_default"
@@ -432,13 +433,6 @@ def _reference_outputs(model, inputs, input_structure, samples):
     return expected, outputs, structure
 
 
-def _iter_layers(layer):
-    yield layer
-    if isinstance(layer, keras.Model):
-        for child in layer.layers:
-            yield from _iter_layers(child)
-
-
 def _is_builtin(module: str) -> bool:
     package = module.split(".", 1)[0]
     return package in {"keras", "keras_hub", "builtins"}
@@ -446,7 +440,7 @@ def _is_builtin(module: str) -> bool:
 
 def _custom_classes(model: keras.Model) -> list[dict]:
     """Checks custom layers and lists the classes the worker must import."""
-    for layer in _iter_layers(model):
+    for layer in [model, *nested_layers(model)]:
         cls = type(layer)
         if _is_builtin(cls.__module__):
             continue
