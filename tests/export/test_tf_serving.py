@@ -405,6 +405,16 @@ def test_argument_validation(tmp_path):
         tf_serving(model, tmp_path, "m", version=True)
     with pytest.raises(ValueError, match="Received: atol=-1"):
         tf_serving(model, tmp_path, "m", atol=-1)
+    # Refused before anything runs or is written.
+    with pytest.raises(ValueError, match="Received: atol=nan"):
+        tf_serving(model, tmp_path, "m", atol=float("nan"))
+    with pytest.raises(ValueError, match="Received: timeout=nan"):
+        tf_serving(model, tmp_path, "m", timeout=float("nan"))
+    with pytest.raises(ValueError, match="non-empty path"):
+        tf_serving(model, "", "m")
+    with pytest.raises(TypeError, match="Received: base_dir=None"):
+        tf_serving(model, None, "m")
+    assert not any(tmp_path.iterdir())
     with pytest.raises(ValueError, match="existing .keras file"):
         tf_serving(os.fspath(tmp_path / "missing.keras"), tmp_path, "m")
     with pytest.raises(ValueError, match="must have exactly the keys"):

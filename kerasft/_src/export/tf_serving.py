@@ -19,6 +19,8 @@ import keras
 import numpy as np
 
 from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_number
+from kerasft._src.validation import check_path
 from kerasft._src.walk import nested_layers
 
 PIP_COMMAND = 'pip install "kerasft[tensorflow]"'
@@ -138,54 +140,29 @@ def tf_serving(
     _require_tensorflow()
     name = _validate_name(name)
     version = _validate_version(version)
-    for arg, value in (("overwrite", overwrite), ("verify", verify)):
-        check_bool(arg, value)
-    if config_base_path is not None and (
-        not isinstance(config_base_path, str) or not config_base_path
-    ):
-        raise ValueError(
-            "`config_base_path` must be a non-empty str or None. "
-            f"Received: config_base_path={config_base_path!r}"
-        )
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(
-            f"`timeout` must be a number. Received: timeout={timeout!r}"
-        )
-    if timeout <= 0:
-        raise ValueError(
-            f"`timeout` must be > 0. Received: timeout={timeout!r}"
-        )
-    for arg, value in (("atol", atol), ("rtol", rtol)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(
-                f"`{arg}` must be a number. Received: {arg}={value!r}"
-            )
-        if value < 0:
-            raise ValueError(f"`{arg}` must be >= 0. Received: {arg}={value!r}")
-
-    keras_path = None
-    if isinstance(model, (str, os.PathLike)):
-        keras_path = Path(model)
-        if keras_path.suffix != ".keras" or not keras_path.is_file():
-            raise ValueError(
-                "`model` must be a keras.Model or the path of an existing "
-                f".keras file. Received: model={os.fspath(model)!r}"
-            )
-        model = keras.saving.load_model(keras_path, compile=False)
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "`model` must be a keras.Model or the path of a .keras file. "
-            f"Received: model={model!r}"
-        )
+    base_dir = Path(check_path("base_dir", base_dir)).resolve()
+    check_bool("overwrite", overwrite)
+    check_bool("verify", verify)
+    if config_base_path is not None:
+        config_base_path = check_path("config_base_path", config_base_path)
+    check_number("timeout", timeout, minimum=0, min_inclusive=False)
+    atol = check_number("atol", atol, minimum=0)
+    rtol = check_number("rtol", rtol, minimum=0)
+    model, keras_path = _load_model(model)
 
     inputs, input_structure = _input_entries(model)
     samples = _sample_inputs(inputs, sample_inputs)
     expected, outputs, output_structure = _reference_outputs(
         model, inputs, input_structure, samples
     )
-    custom_classes = _custom_classes(model)
+    spec = {
+        "inputs": inputs,
+        "input_structure": input_structure,
+        "outputs": outputs,
+        "output_structure": output_structure,
+        "custom_classes": _custom_classes(model),
+    }
 
-    base_dir = Path(base_dir).resolve()
     model_dir = base_dir / name
     config_path = base_dir / MODELS_CONFIG
     config_entries = _read_models_config(config_path)
@@ -203,28 +180,17 @@ def tf_serving(
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = model_dir / f".tmp-{version}-{uuid.uuid4().hex}"
     try:
-        with tempfile.TemporaryDirectory(prefix="kerasft-export-") as work:
-            work = Path(work)
-            if keras_path is None:
-                keras_path = work / "model.keras"
-                model.save(keras_path)
-            sample_path = work / "sample.npz"
-            np.savez(sample_path, **samples)
-            spec = {
-                "keras_path": os.fspath(keras_path),
-                "export_dir": os.fspath(staging),
-                "sample_path": os.fspath(sample_path),
-                "inputs": inputs,
-                "input_structure": input_structure,
-                "outputs": outputs,
-                "output_structure": output_structure,
-                "custom_classes": custom_classes,
-            }
-            _run_worker("write", spec, work, timeout)
-            _write_sample_request(staging, inputs, samples)
-            if verify:
-                actual = _run_worker("verify", spec, work, timeout)
-                _compare(expected, actual, atol=atol, rtol=rtol)
+        _write_saved_model(
+            model,
+            keras_path,
+            samples,
+            spec,
+            staging,
+            timeout,
+            expected=expected if verify else None,
+            atol=atol,
+            rtol=rtol,
+        )
         _commit(staging, version_dir)
     finally:
         if staging.exists():
@@ -236,6 +202,52 @@ def tf_serving(
         base_path = config_base_path.rstrip("/") + "/" + name
     _write_models_config(config_path, config_entries, name, base_path)
     return os.fspath(version_dir)
+
+
+def _load_model(model):
+    """The model to export and its `.keras` file, when it came as one."""
+    if isinstance(model, (str, os.PathLike)):
+        keras_path = Path(model)
+        if keras_path.suffix != ".keras" or not keras_path.is_file():
+            raise ValueError(
+                "`model` must be a keras.Model or the path of an existing "
+                f".keras file. Received: model={os.fspath(model)!r}"
+            )
+        return keras.saving.load_model(keras_path, compile=False), keras_path
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "`model` must be a keras.Model or the path of a .keras file. "
+            f"Received: model={model!r}"
+        )
+    return model, None
+
+
+def _write_saved_model(
+    model, keras_path, samples, spec, staging, timeout, *, expected, atol, rtol
+):
+    """Writes the SavedModel into `staging` in a TensorFlow process.
+
+    With `expected` (the Keras outputs on `samples`), a second TensorFlow
+    process loads what was written and its outputs must match.
+    """
+    with tempfile.TemporaryDirectory(prefix="kerasft-export-") as work:
+        work = Path(work)
+        if keras_path is None:
+            keras_path = work / "model.keras"
+            model.save(keras_path)
+        sample_path = work / "sample.npz"
+        np.savez(sample_path, **samples)
+        spec = dict(
+            spec,
+            keras_path=os.fspath(keras_path),
+            export_dir=os.fspath(staging),
+            sample_path=os.fspath(sample_path),
+        )
+        _run_worker("write", spec, work, timeout)
+        _write_sample_request(staging, spec["inputs"], samples)
+        if expected is not None:
+            actual = _run_worker("verify", spec, work, timeout)
+            _compare(expected, actual, atol=atol, rtol=rtol)
 
 
 def _require_tensorflow() -> None:
