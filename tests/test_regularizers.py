@@ -325,7 +325,7 @@ def test_errors():
     unbuilt = keras.Sequential([keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="not built yet.*Received: model="):
         regularizers.L2SP().apply(unbuilt)
-    with pytest.raises(TypeError, match="expects a `keras.Model`"):
+    with pytest.raises(TypeError, match="must be a keras.Model"):
         regularizers.L2SP().apply("model")
     with pytest.raises(ValueError, match="alpha.*>= 0. Received: alpha=-0.1"):
         regularizers.L2SP(alpha=-0.1)

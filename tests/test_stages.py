@@ -230,7 +230,7 @@ def test_unbuilt_model_and_non_model():
     model = keras.Sequential([keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="is not built yet"):
         kerasft.stages(model)
-    with pytest.raises(TypeError, match="Expected a `keras.Model`"):
+    with pytest.raises(TypeError, match="must be a keras.Model"):
         kerasft.stages(keras.layers.Dense(2))
 
 

@@ -13,9 +13,9 @@ import keras
 import numpy as np
 
 from kerasft._src import keras_internals
-from kerasft._src.regularizers.penalty import check_built
 from kerasft._src.stages import Target
 from kerasft._src.stages import resolve_layers
+from kerasft._src.validation import check_model
 from kerasft._src.walk import sublayers
 
 
@@ -111,7 +111,7 @@ def reinitialize(
             initializer for it.
         TypeError: for a target or seed of another type.
     """
-    check_built(model, "reinitialize")
+    check_model(model, weights=True, purpose="reinitialize")
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
     ):

@@ -168,6 +168,17 @@ def _head_model(features, num_classes, dropout, activation, pooling="last"):
     return keras.Model(inputs, outputs, name="head")
 
 
+def _token_embedding(vocab_size, embedding_dim, mask_zero, sequence_length):
+    """The int token input and its `embedding` stage, shared by the models."""
+    inputs = keras.Input(
+        shape=(sequence_length,), dtype="int32", name="token_ids"
+    )
+    x = keras.layers.Embedding(
+        vocab_size, embedding_dim, mask_zero=mask_zero, name="embedding"
+    )(inputs)
+    return inputs, x
+
+
 def _check_classifier_args(num_classes, dropout):
     check_int("num_classes", num_classes, minimum=2)
     check_dropout("head_dropout", dropout)
@@ -271,12 +282,9 @@ def build_sequence_classifier(
     check_int("sequence_length", sequence_length, minimum=1, allow_none=True)
     check_choice("pooling", pooling, POOLINGS)
 
-    inputs = keras.Input(
-        shape=(sequence_length,), dtype="int32", name="token_ids"
+    inputs, x = _token_embedding(
+        vocab_size, embedding_dim, mask_zero, sequence_length
     )
-    x = keras.layers.Embedding(
-        vocab_size, embedding_dim, mask_zero=mask_zero, name="embedding"
-    )(inputs)
     for i, width in enumerate(widths):
         last = i == len(widths) - 1
         name_i = f"rnn_{i}"
@@ -365,12 +373,9 @@ def build_language_model(
     check_bool("mask_zero", mask_zero)
     check_int("sequence_length", sequence_length, minimum=1, allow_none=True)
 
-    inputs = keras.Input(
-        shape=(sequence_length,), dtype="int32", name="token_ids"
+    inputs, x = _token_embedding(
+        vocab_size, embedding_dim, mask_zero, sequence_length
     )
-    x = keras.layers.Embedding(
-        vocab_size, embedding_dim, mask_zero=mask_zero, name="embedding"
-    )(inputs)
     for i, width in enumerate(widths):
         x = _recurrent_layer(
             cell, width, return_sequences=True, dropout=dropout, name=f"rnn_{i}"

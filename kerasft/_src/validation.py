@@ -235,3 +235,57 @@ def check_dropout(name: str, value: Any) -> float:
         ValueError: `value` is outside `[0, 1)`.
     """
     return check_number(name, value, minimum=0, maximum=1, max_inclusive=False)
+
+
+def check_model(
+    model: Any,
+    *,
+    built: bool = False,
+    weights: bool = False,
+    compiled: bool = False,
+    purpose: str | None = None,
+    name: str = "model",
+) -> Any:
+    """Checks a `model` argument: a `keras.Model`, built or compiled if asked.
+
+    Args:
+        model: the argument.
+        built: bool. Whether the model must be built (its layers have
+            weights to look at).
+        weights: bool. Whether it must also have at least one weight.
+        compiled: bool. Whether it must be compiled with an optimizer.
+        purpose: str or None. What needs the model, for the message
+            (e.g. `"L2SP"`).
+        name: str. The argument's name, for the message.
+
+    Raises:
+        TypeError: `model` is not a `keras.Model`.
+        ValueError: it is not built, has no weights, or is not compiled.
+    """
+    import keras
+
+    for_ = f" for {purpose}" if purpose else ""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`{name}` must be a keras.Model{for_}. "
+            f"{_received(name, model, True)}"
+        )
+    if (built or weights) and not model.built or weights and not model.weights:
+        raise ValueError(
+            f"Model '{model.name}' is not built yet, so it has no weights"
+            f"{for_}. Build it first: call it on a batch of data, use "
+            "`model.build(input_shape)`, or start it with a `keras.Input`. "
+            f"Received: model={model.name!r} (built={model.built}, "
+            f"weights={len(model.weights)})"
+        )
+    optimizer = getattr(model, "optimizer", None)
+    if compiled and (
+        not getattr(model, "compiled", False) or optimizer is None
+    ):
+        raise ValueError(
+            f"Model '{model.name}' is not compiled with an optimizer{for_}. "
+            "Call `model.compile(optimizer=..., loss=...)` first. "
+            f"Received: model={model.name!r} (compiled="
+            f"{getattr(model, 'compiled', False)}, optimizer={optimizer!r})"
+        )
+    return model

@@ -671,7 +671,7 @@ def test_uncompiled_model_raises():
     schedule = UnfreezeSchedule({0: 0})
     schedule.set_model(model)
     schedule.set_params({"epochs": 1, "steps": 1, "verbose": 0})
-    with pytest.raises(ValueError, match="needs a compiled model"):
+    with pytest.raises(ValueError, match="is not compiled with an optimizer"):
         schedule.on_train_begin()
 
 

@@ -194,7 +194,7 @@ def test_uncompiled_model_raises():
 
 
 def test_not_a_model_raises():
-    with pytest.raises(TypeError, match="Expected a compiled `keras.Model`"):
+    with pytest.raises(TypeError, match="must be a keras.Model"):
         rebuild_optimizer("model")
 
 

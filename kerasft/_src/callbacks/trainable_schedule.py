@@ -39,6 +39,7 @@ from kerasft._src.logs import verbose_message
 from kerasft._src.optimizers import rebuild
 from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as model_stages
+from kerasft._src.validation import check_model
 
 UNITS = ("epoch", "step")
 
@@ -227,16 +228,13 @@ class TrainableSchedule(keras.callbacks.Callback):
 
     def _validate(self, model):
         _check_distribution(type(self).__name__)
-        optimizer = getattr(model, "optimizer", None)
-        if not getattr(model, "compiled", False) or optimizer is None:
-            raise ValueError(
-                f"{type(self).__name__} needs a compiled model: it rebuilds "
-                "the optimizer when the trainable set changes. Call "
-                "`model.compile(optimizer=..., loss=...)` before `fit`. "
-                f"Received: model={model.name!r} (compiled="
-                f"{getattr(model, 'compiled', False)})"
-            )
-        rebuild.check_rebuildable(optimizer)
+        check_model(
+            model,
+            compiled=True,
+            purpose=f"{type(self).__name__}, which rebuilds the optimizer "
+            "when the trainable set changes",
+        )
+        rebuild.check_rebuildable(model.optimizer)
         if self._builder is not None:
             self.schedule = dict(self._builder(model))
             self._entries = check_schedule(self.schedule, self.unit)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import keras
 
 from kerasft._src import keras_internals
+from kerasft._src.validation import check_model
 
 
 def check_rebuildable(optimizer: keras.optimizers.Optimizer) -> None:
@@ -177,21 +178,8 @@ def replace_optimizer(model: keras.Model) -> keras.optimizers.Optimizer:
 
 
 def _compiled_optimizer(model):
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Expected a compiled `keras.Model`. "
-            f"Received: model={model!r} of type {type(model).__name__}"
-        )
-    optimizer = getattr(model, "optimizer", None)
-    if not getattr(model, "compiled", False) or optimizer is None:
-        raise ValueError(
-            f"Model '{model.name}' is not compiled with an optimizer, so "
-            "there is no optimizer to rebuild. Call `model.compile("
-            "optimizer=..., loss=...)` first. "
-            f"Received: model={model.name!r} (compiled="
-            f"{getattr(model, 'compiled', False)}, optimizer={optimizer!r})"
-        )
-    return optimizer
+    check_model(model, compiled=True, purpose="rebuilding its optimizer")
+    return model.optimizer
 
 
 @contextlib.contextmanager

@@ -26,29 +26,12 @@ from kerasft._src import keras_internals
 from kerasft._src.stages import Target
 from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as list_stages
+from kerasft._src.validation import check_model
 from kerasft._src.validation import check_number
 
 
 def check_strength(name: str, value: Any) -> float:
     return check_number(name, value, minimum=0)
-
-
-def check_built(model: Any, what: str) -> None:
-    """Raises unless `model` is a `keras.Model` whose weights exist."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"{what} expects a `keras.Model`. "
-            f"Received: model={model!r} of type {type(model).__name__}"
-        )
-    if not model.built or not model.weights:
-        raise ValueError(
-            f"{what} needs a model whose weights exist, but model "
-            f"'{model.name}' is not built yet. Build it first (call it on a "
-            "batch, `model.build(input_shape)`, or start it with a "
-            "`keras.Input`). "
-            f"Received: model={model.name!r} (built={model.built}, "
-            f"weights={len(model.weights)})"
-        )
 
 
 def check_target(name: str, target: Any) -> None:
@@ -151,7 +134,7 @@ def _reference_values(model: keras.Model, reference: Any) -> dict | None:
     if reference is None:
         return None
     if isinstance(reference, keras.Model):
-        check_built(reference, "`reference`")
+        check_model(reference, weights=True, name="reference")
         values = [keras.ops.convert_to_numpy(v) for v in reference.weights]
         source = f"model {reference.name!r}"
     elif isinstance(reference, (list, tuple)):
@@ -323,7 +306,7 @@ class StagePenalty:
                 that already carries a kerasft penalty, or a `reference`
                 that does not match.
         """
-        check_built(model, f"{type(self).__name__}.apply")
+        check_model(model, weights=True, purpose=f"{type(self).__name__}.apply")
         if self._model is not None:
             raise ValueError(
                 f"This {type(self).__name__} is already applied to model "

@@ -15,6 +15,7 @@ from kerasft._src.stages.registry import find_stage_map
 from kerasft._src.stages.stage import HEAD
 from kerasft._src.stages.stage import Stage
 from kerasft._src.stages.stage import unique
+from kerasft._src.validation import check_model
 
 
 def _groups(model):
@@ -56,19 +57,7 @@ def _groups(model):
 
 
 def _check_model(model):
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Expected a `keras.Model`. "
-            f"Received: model={model!r} of type {type(model).__name__}"
-        )
-    if not model.built:
-        raise ValueError(
-            f"Model '{model.name}' is not built yet, so its layers have no "
-            "weights to freeze or count. Build it first, for example by "
-            "calling it on a batch of data, with `model.build(input_shape)`, "
-            "or by starting it with a `keras.Input`. "
-            f"Received: model={model.name!r} (built=False)"
-        )
+    check_model(model, built=True)
 
 
 def stages(model: keras.Model) -> list[Stage]:
