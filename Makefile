@@ -21,9 +21,12 @@ install: $(STAMP)
 assets: $(STAMP)
 	$(PY) -m kerasft.assets
 
-# The full test suite, once per backend (tensorflow, jax, torch).
+# The full test suite, once per backend (tensorflow, jax, torch). The run
+# fails, naming the slowest tests, past its time budget: 45 minutes, the
+# project's ceiling for CI, until a quiet full run shows the suite inside the
+# 35-minute target that tools/run_tests.py defaults to.
 test: $(STAMP) assets
-	$(PY) tools/run_tests.py
+	$(PY) tools/run_tests.py --budget-minutes 45
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
