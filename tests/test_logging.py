@@ -9,6 +9,8 @@ import ast
 import logging
 import pathlib
 
+import pytest
+
 import kerasft
 
 ROOT = pathlib.Path(kerasft.__file__).parent
@@ -85,3 +87,26 @@ def test_verbose_lines_print_like_keras_until_kerasft_has_a_handler(capsys):
     assert [r.getMessage() for r in records] == ["Epoch 2: stage changed"]
     assert [r.name for r in records] == ["kerasft.callbacks"]
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    "argv, orig_argv, quiet",
+    [
+        (["/venv/bin/kerasft", "finetune"], [], True),
+        (["-m"], ["python", "-m", "kerasft.cli", "finetune"], True),
+        (["-m"], ["python", "-m", "kerasft.assets"], True),
+        (["/venv/bin/kerasft", "finetune", "-v"], [], False),
+        (["train.py"], ["python", "train.py"], False),
+    ],
+)
+def test_native_log_levels_only_for_commands(argv, orig_argv, quiet):
+    from kerasft._src import native_logs
+
+    environ = {"GRPC_VERBOSITY": "DEBUG"}  # set by the user: kept
+    added = native_logs.quiet_for_command(environ, argv, orig_argv)
+    if quiet:
+        assert added == {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "2"}
+        assert environ["GRPC_VERBOSITY"] == "DEBUG"
+        assert environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    else:
+        assert added == {} and environ == {"GRPC_VERBOSITY": "DEBUG"}

@@ -22,8 +22,17 @@ DEFAULTS = {
 }
 
 
+# `python -m` modules that are kerasft commands.
+COMMAND_MODULES = ("kerasft.cli", "kerasft.assets")
+
+
 def is_command(argv=None, orig_argv=None) -> bool:
-    """Whether this process is `kerasft ...` or `python -m kerasft.cli`."""
+    """Whether this process is `kerasft ...` or `python -m` a kerasft command.
+
+    `python -m kerasft.assets` counts: converting MobileNet imports
+    TensorFlow, and Keras has imported its backend by the time the
+    command's own code runs, too late to set the levels there.
+    """
     argv = sys.argv if argv is None else argv
     orig_argv = (
         getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv
@@ -33,7 +42,9 @@ def is_command(argv=None, orig_argv=None) -> bool:
         return True
     if "-m" in orig_argv:
         index = orig_argv.index("-m")
-        return orig_argv[index + 1 : index + 2] == ["kerasft.cli"]
+        return orig_argv[index + 1 : index + 2] in (
+            [m] for m in COMMAND_MODULES
+        )
     return False
 
 

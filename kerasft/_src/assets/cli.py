@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from kerasft._src.assets import registry
@@ -63,8 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         provisioned (the reason goes to stderr).
     """
     args = _parser().parse_args(argv)
-    # Converting MobileNet imports TensorFlow; keep its C++ log lines out.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with command_logging(COMMAND, quiet=args.quiet) as logger:
         try:
             registry.provision(
