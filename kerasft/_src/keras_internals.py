@@ -16,8 +16,8 @@ Checked against Keras 3.15.1 (`keras/src/backend/{jax,tensorflow,torch}/
 trainer.py`, `keras/src/trainers/trainer.py`,
 `keras/src/optimizers/base_optimizer.py`,
 `keras/src/optimizers/multi_optimizer.py`, `keras/src/saving/saving_lib.py`,
-`keras/src/callbacks/{backup_and_restore,learning_rate_scheduler,
-reduce_lr_on_plateau}.py`, `keras/src/layers/layer.py`,
+`keras/src/callbacks/{backup_and_restore,callback_list,
+learning_rate_scheduler,reduce_lr_on_plateau}.py`, `keras/src/layers/layer.py`,
 `keras/src/layers/core/{dense,einsum_dense,embedding}.py`,
 `keras/src/layers/convolutional/base_{conv,depthwise_conv}.py`,
 `keras/src/layers/rnn/lstm.py` and, for the graph walk of
@@ -27,6 +27,7 @@ reduce_lr_on_plateau}.py`, `keras/src/layers/layer.py`,
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
@@ -265,6 +266,31 @@ def intercept_variable_loading(
             del optimizer.load_own_variables
 
     return restore
+
+
+def sibling_callbacks(callback: keras.callbacks.Callback) -> list | None:
+    """The callbacks that run beside `callback` in the `fit` being set up.
+
+    Keras gives a callback no handle on the other callbacks of its `fit`.
+    `keras.callbacks.CallbackList.__init__` calls `set_model` on each of
+    its `callbacks` (`keras/src/callbacks/callback_list.py`), so, called
+    from a callback's `set_model`, this walks a few frames up to that list.
+
+    Returns:
+        The list's `callbacks`, or None when `callback` is not being set
+        up by a `CallbackList` (e.g. `set_model` called by hand).
+    """
+    frame = sys._getframe(1)
+    for _ in range(8):
+        if frame is None:
+            break
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, keras.callbacks.CallbackList) and any(
+            c is callback for c in owner.callbacks
+        ):
+            return list(owner.callbacks)
+        frame = frame.f_back
+    return None
 
 
 def graph_nodes(model: keras.Model) -> list:

@@ -450,6 +450,47 @@ def test_resume_mismatched_checkpoint_warns(tmp_path):
         )
 
 
+@pytest.mark.parametrize("order", ["schedule_first", "backup_first"])
+def test_mid_epoch_backups_are_refused(tmp_path, order):
+    # Keras restarts an interrupted epoch from its first batch with the
+    # mid-epoch weights: no schedule can resume that exactly.
+    x, y = _data()
+    model = _model()
+    weights = [v.numpy().copy() for v in model.weights]
+    flags = [layer.trainable for layer in model.layers]
+    backup_dir = tmp_path / "backup"
+    callbacks = [
+        UnfreezeSchedule({0: "head", 1: 0}),
+        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq=2),
+    ]
+    if order == "backup_first":
+        callbacks.reverse()
+    with pytest.raises(ValueError, match=r"Received: save_freq=2"):
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=callbacks)
+    for a, b in zip(model.weights, weights):
+        np.testing.assert_array_equal(a.numpy(), b)
+    assert [layer.trainable for layer in model.layers] == flags
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+    assert not backup_dir.exists()
+
+
+def test_freeze_until_accepts_mid_epoch_backups(tmp_path):
+    # FreezeUntil sets one trainable set for the whole fit, so the resume
+    # is what Keras itself gives for a mid-epoch checkpoint.
+    x, y = _data()
+    model = _model()
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path), save_freq=2)
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=1,
+        verbose=0,
+        callbacks=[kc.FreezeUntil("d1"), backup],
+    )
+    assert not model.get_layer("d1").trainable
+
+
 def test_save_and_load_mid_schedule(tmp_path):
     model = _model()
     x, y = _data()

@@ -178,7 +178,12 @@ class TrainableSchedule(keras.callbacks.Callback):
 
     # Interception of BackupAndRestore's optimizer loading.
 
+    # Whether a mid-epoch `BackupAndRestore` checkpoint is refused (see
+    # `_check_backups`).
+    _refuses_batch_backups = False
+
     def set_model(self, model):
+        self._check_backups()
         super().set_model(model)
         self._stop_intercepting()
         self._held = None
@@ -196,6 +201,33 @@ class TrainableSchedule(keras.callbacks.Callback):
 
         self._release = release
         self._top_optimizer = optimizer
+
+    def _check_backups(self):
+        """Refuses `BackupAndRestore(save_freq=<int>)` beside a schedule.
+
+        Keras restarts an epoch interrupted after a mid-epoch checkpoint
+        from its first batch, with the weights of the middle of that epoch.
+        A schedule that changes the trainable set during `fit` would then
+        replay part of an epoch under another trainable set, so a resumed
+        run could not match an uninterrupted one. Refused when `fit` sets
+        the callbacks up, before anything trains or is loaded.
+        """
+        if not self._refuses_batch_backups:
+            return
+        for other in keras_internals.sibling_callbacks(self) or ():
+            save_freq = getattr(other, "save_freq", "epoch")
+            if isinstance(other, keras.callbacks.BackupAndRestore) and (
+                save_freq != "epoch"
+            ):
+                raise ValueError(
+                    f"{type(self).__name__} cannot resume exactly from a "
+                    "mid-epoch checkpoint: keras.callbacks.BackupAndRestore "
+                    "restarts an interrupted epoch from its first batch "
+                    "with the weights of the middle of that epoch, so part "
+                    "of the epoch would be replayed under another trainable "
+                    "set. Use BackupAndRestore(save_freq='epoch'), which "
+                    f"resumes exactly. Received: save_freq={save_freq!r}"
+                )
 
     def _hold(self, optimizer, store):
         # Only the top-level optimizer's store is kept: its `variables`

@@ -74,6 +74,9 @@ class UnfreezeSchedule(_base.TrainableSchedule):
     Resuming with `keras.callbacks.BackupAndRestore` (in either callback
     order) is exact for `save_freq="epoch"`: the callback restores the
     schedule state of the checkpoint before the optimizer state is loaded.
+    `BackupAndRestore(save_freq=<int>)` is refused with a `ValueError` when
+    `fit` starts: Keras restarts an interrupted epoch from its first batch
+    with mid-epoch weights, which no schedule can make exact.
 
     `logs` (and so `History`, `CSVLogger`, `TensorBoard`) get
     `trainable_params` and `first_trainable_stage` (index into
@@ -110,6 +113,8 @@ class UnfreezeSchedule(_base.TrainableSchedule):
             lists the stages), or `unit="step"` without a known number of
             steps per epoch. Entries at or beyond `fit`'s `epochs` warn.
     """
+
+    _refuses_batch_backups = True
 
     def __init__(
         self,
