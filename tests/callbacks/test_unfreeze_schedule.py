@@ -534,6 +534,12 @@ def test_gradual():
         (1, ["d1", "head"]),
         (2, ["d0", "d1", "head"]),
     ]
+    # Stage indices are reported by name.
+    assert [c["target"] for c in schedule.changes] == [
+        "from 'head'",
+        "from 'd1'",
+        "from 'd0'",
+    ]
 
 
 def test_gradual_limited_stages():
@@ -558,6 +564,12 @@ def test_chain_thaw_trains_each_stage_alone():
         ["d0"],
         ["d1"],
         ["d0", "d1", "head"],
+    ]
+    assert [c["target"] for c in schedule.changes] == [
+        "only 'head'",
+        "only 'd0'",
+        "only 'd1'",
+        "from 'd0'",
     ]
     ends = [recorder.start] + recorder.epochs
     trained = [

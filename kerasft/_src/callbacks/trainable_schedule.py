@@ -57,12 +57,17 @@ class Spec:
     kind: str
     target: Any
 
-    def describe(self) -> str:
-        if self.kind == "only":
-            return f"only {self.target!r}"
-        if self.kind == "after":
-            return f"after {self.target!r}"
-        return f"from {self.target!r}"
+    def describe(self, model: keras.Model | None = None) -> str:
+        """E.g. `"from 'block5'"`; with `model`, a stage index is named."""
+        target = self.target
+        is_index = isinstance(target, (int, np.integer)) and not isinstance(
+            target, bool
+        )
+        if model is not None and is_index:
+            names = [stage.name for stage in model_stages(model)]
+            if -len(names) <= target < len(names):
+                target = names[target]
+        return f"{self.kind} {target!r}"
 
     def apply(self, model: keras.Model, bn: str) -> None:
         if self.kind == "only":
@@ -397,7 +402,7 @@ class TrainableSchedule(keras.callbacks.Callback):
         record = {
             "epoch": epoch,
             "step": step,
-            "target": spec.describe(),
+            "target": spec.describe(model),
             "stages": trained,
             "trainable_params": _count(model.trainable_variables),
             "rebuild_seconds": seconds,
@@ -411,7 +416,7 @@ class TrainableSchedule(keras.callbacks.Callback):
             verbose_message(
                 "callbacks",
                 f"{where}: {type(self).__name__} set trainable "
-                f"{spec.describe()} -> stages {trained}; trainable params "
+                f"{record['target']} -> stages {trained}; trainable params "
                 f"{params_before:,} -> {record['trainable_params']:,}.",
             )
 
