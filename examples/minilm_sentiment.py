@@ -169,10 +169,10 @@ def main(argv=None):
         return float(np.mean(np.argmax(logits, axis=-1) == y_test))
 
     def fit(model, callbacks):
+        # Given lists of strings, a keras-hub model's fit would show them in
+        # one order every epoch; text_dataset reshuffles each epoch.
         model.fit(
-            x_train,
-            y_train,
-            batch_size=args.batch_size,
+            text_data.text_dataset(x_train, y_train, args.batch_size, seed=0),
             epochs=args.epochs,
             callbacks=callbacks,
             verbose=2,

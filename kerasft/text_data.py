@@ -1,4 +1,5 @@
-"""Offline text data (Rotten Tomatoes snippets) and a tiny word tokenizer."""
+"""Offline text data (Rotten Tomatoes snippets), a tiny word tokenizer and
+`text_dataset`, reshuffled batches of raw strings for keras-hub models."""
 
 from kerasft._src.text_data import OOV_TOKEN
 from kerasft._src.text_data import PAD_TOKEN
@@ -11,6 +12,7 @@ from kerasft._src.text_data import load_rotten_tomatoes_plots
 from kerasft._src.text_data import provision_rotten_tomatoes
 from kerasft._src.text_data import rotten_tomatoes_path
 from kerasft._src.text_data import tokenize
+from kerasft._src.text_dataset import text_dataset
 
 __all__ = [
     "OOV_TOKEN",
@@ -23,5 +25,6 @@ __all__ = [
     "load_rotten_tomatoes_plots",
     "provision_rotten_tomatoes",
     "rotten_tomatoes_path",
+    "text_dataset",
     "tokenize",
 ]

@@ -197,6 +197,7 @@ PUBLIC = {
         "provision_rotten_tomatoes",
         "ROTTEN_TOMATOES_DIRNAME",
         "rotten_tomatoes_path",
+        "text_dataset",
         "tokenize",
     ],
 }

@@ -1,0 +1,80 @@
+"""`kerasft.text_data.text_dataset`: reshuffled batches of raw strings."""
+
+import numpy as np
+import pytest
+
+from kerasft.text_data import text_dataset
+
+pytest.importorskip("tensorflow")
+
+TEXTS = [f"text {i}" for i in range(16)]
+LABELS = np.arange(16) % 2
+
+
+def _epoch(data):
+    texts = []
+    for batch, labels in data:
+        texts += [t.decode() for t in batch.numpy()]
+        for text, label in zip(batch.numpy(), labels.numpy()):
+            assert int(text.decode().split()[1]) % 2 == label
+    return texts
+
+
+def test_each_epoch_has_a_new_order_of_all_samples():
+    data = text_dataset(TEXTS, LABELS, batch_size=4, seed=0)
+    first, second = _epoch(data), _epoch(data)
+    assert sorted(first) == sorted(second) == sorted(TEXTS)
+    assert first != second
+    assert _epoch(text_dataset(TEXTS, LABELS, batch_size=4, seed=0)) == first
+
+
+def test_no_shuffle_keeps_the_order():
+    data = text_dataset(TEXTS, LABELS, batch_size=5, shuffle=False)
+    assert _epoch(data) == TEXTS
+    assert [len(b) for b, _ in data] == [5, 5, 5, 1]
+
+
+def test_a_keras_hub_classifier_fits_on_it():
+    keras_hub = pytest.importorskip("keras_hub")
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "text"]
+    vocabulary += [str(i) for i in range(16)]
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary)
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer, sequence_length=8
+    )
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary),
+        num_layers=1,
+        num_heads=1,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=8,
+    )
+    model = keras_hub.models.BertTextClassifier(
+        backbone, num_classes=2, preprocessor=preprocessor
+    )
+    model.compile(optimizer="sgd")
+    history = model.fit(text_dataset(TEXTS, LABELS, 8, seed=1), verbose=0)
+    assert len(history.history["loss"]) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(texts="one string"), TypeError, "texts of type str"),
+        (dict(texts=42), TypeError, "texts of type int"),
+        (dict(texts=[]), ValueError, r"shape \(0,\)"),
+        (dict(texts=[["a"], ["b"]]), ValueError, r"shape \(2, 1\)"),
+        (dict(texts=["a", 3]), TypeError, "3 of type int"),
+        (dict(labels=[0, 1]), ValueError, r"one entry per text \(16\)"),
+        (dict(labels=["a"] * 16), TypeError, "dtype <U1"),
+        (dict(batch_size=0), ValueError, "batch_size=0"),
+        (dict(batch_size=2.5), TypeError, "batch_size=2.5"),
+        (dict(shuffle="yes"), TypeError, "shuffle='yes'"),
+        (dict(seed=-1), ValueError, "seed=-1"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    args = dict(texts=TEXTS, labels=LABELS) | kwargs
+    with pytest.raises(error, match=match):
+        text_dataset(**args)
