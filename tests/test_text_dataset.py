@@ -34,6 +34,18 @@ def test_no_shuffle_keeps_the_order():
     assert [len(b) for b, _ in data] == [5, 5, 5, 1]
 
 
+def test_non_ascii_text_as_str_or_utf8_bytes():
+    texts = ["café crème", "naïve".encode(), "plain"]
+    data = text_dataset(texts, [0, 1, 0], batch_size=3, shuffle=False)
+    ((batch, labels),) = list(data)
+    assert [t.decode() for t in batch.numpy()] == [
+        "café crème",
+        "naïve",
+        "plain",
+    ]
+    assert labels.numpy().tolist() == [0, 1, 0]
+
+
 def test_a_keras_hub_classifier_fits_on_it():
     keras_hub = pytest.importorskip("keras_hub")
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "text"]

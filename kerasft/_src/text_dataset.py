@@ -18,7 +18,7 @@ from kerasft._src.validation import check_bool
 from kerasft._src.validation import check_int
 
 
-def _strings(texts: Any) -> np.ndarray:
+def _strings(texts: Any) -> list:
     if isinstance(texts, (str, bytes)) or not isinstance(
         texts, (Sequence, np.ndarray)
     ):
@@ -38,7 +38,8 @@ def _strings(texts: Any) -> np.ndarray:
             "`texts` must hold only strings. Received: an item "
             f"{bad!r} of type {type(bad).__name__}"
         )
-    return array.astype(str)
+    # tf.string takes str (encoded as UTF-8) and bytes as they are.
+    return list(array)
 
 
 def _labels(labels: Any, count: int) -> np.ndarray:
@@ -80,7 +81,7 @@ def text_dataset(
     ```
 
     Args:
-        texts: list or 1-D array of str. The raw texts.
+        texts: list or 1-D array of str (or UTF-8 bytes). The raw texts.
         labels: array-like of numbers, one entry (or one-hot row) per text.
         batch_size: int >= 1. Defaults to `32`.
         shuffle: bool. Whether the order is reshuffled each epoch.
@@ -110,7 +111,9 @@ def text_dataset(
             "`text_dataset` builds a tf.data pipeline and needs TensorFlow "
             "(which keras-hub needs too): pip install tensorflow"
         ) from error
-    data = tf.data.Dataset.from_tensor_slices((strings, targets))
+    data = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(strings, dtype=tf.string), targets)
+    )
     if shuffle:
         data = data.shuffle(
             len(strings), seed=seed, reshuffle_each_iteration=True
