@@ -220,10 +220,10 @@ class TrainableSchedule(keras.callbacks.Callback):
         if not self._refuses_batch_backups:
             return
         for other in keras_internals.sibling_callbacks(self) or ():
-            save_freq = getattr(other, "save_freq", "epoch")
-            if isinstance(other, keras.callbacks.BackupAndRestore) and (
-                save_freq != "epoch"
-            ):
+            if not isinstance(other, keras.callbacks.BackupAndRestore):
+                continue
+            save_freq = other.save_freq
+            if save_freq != "epoch":
                 raise ValueError(
                     f"{type(self).__name__} cannot resume exactly from a "
                     "mid-epoch checkpoint: keras.callbacks.BackupAndRestore "
