@@ -92,7 +92,7 @@ def is_rotten_tomatoes_provisioned(cache_dir: str | None = None) -> bool:
     Returns:
         bool.
     """
-    return os.path.isfile(rotten_tomatoes_path(cache_dir))
+    return registry.is_provisioned(ROTTEN_TOMATOES_ASSET, cache_dir=cache_dir)
 
 
 def provision_rotten_tomatoes(
@@ -327,26 +327,12 @@ def build_vocabulary(
 
     Raises:
         ValueError: for `max_tokens` < 3 or `min_count` < 1.
-        TypeError: if a text is not a str.
+        TypeError: if a text is not a str, or `max_tokens` or `min_count`
+            is not an int.
     """
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool)
-        or not isinstance(max_tokens, int)
-        or max_tokens < 3
-    ):
-        raise ValueError(
-            "`max_tokens` must be None or an int >= 3 (two special tokens "
-            f"and at least one word). Received: max_tokens={max_tokens!r}"
-        )
-    if isinstance(min_count, bool) or not isinstance(min_count, int):
-        raise ValueError(
-            "`min_count` must be an int >= 1. "
-            f"Received: min_count={min_count!r}"
-        )
-    if min_count < 1:
-        raise ValueError(
-            f"`min_count` must be an int >= 1. Received: min_count={min_count}"
-        )
+    # Two special tokens and at least one word.
+    check_int("max_tokens", max_tokens, minimum=3, allow_none=True)
+    check_int("min_count", min_count, minimum=1)
     counts = collections.Counter()
     for text in texts:
         counts.update(tokenize(text))
@@ -389,18 +375,11 @@ def encode(
     Raises:
         ValueError: for `sequence_length` < 1 or a vocabulary without the
             special tokens at ids 0 and 1.
+        TypeError: if `sequence_length` is not an int or None.
     """
     if isinstance(texts, str):
         texts = [texts]
-    if sequence_length is not None and (
-        isinstance(sequence_length, bool)
-        or not isinstance(sequence_length, int)
-        or sequence_length < 1
-    ):
-        raise ValueError(
-            "`sequence_length` must be None or an int >= 1. "
-            f"Received: sequence_length={sequence_length!r}"
-        )
+    check_int("sequence_length", sequence_length, minimum=1, allow_none=True)
     if list(vocabulary[:2]) != [PAD_TOKEN, OOV_TOKEN]:
         raise ValueError(
             f"`vocabulary` must start with the padding token {PAD_TOKEN!r} "
