@@ -177,11 +177,11 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
         (
             "ok",
             ["--image-size", "16"],
-            "--image-size must be >= 32 .*Received: --image-size 16",
+            "--image-size must be an int >= 32. Received: --image-size 16",
         ),
         ("ok", ["--weights", "nowhere.h5"], "--weights must be .*no file"),
         ("ok", ["--validation-split", "0"], "--validation-split must be"),
-        ("ok", ["--epochs", "0"], "--epochs must be >= 1"),
+        ("ok", ["--epochs", "0"], "--epochs must be an int >= 1"),
     ],
 )
 def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):

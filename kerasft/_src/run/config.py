@@ -10,10 +10,15 @@ can show them as its flags.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import os
 import re
+
+from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_choice
+from kerasft._src.validation import check_int
+from kerasft._src.validation import check_number
+from kerasft._src.validation import check_path
+from kerasft._src.validation import check_type
 
 BACKBONES = {
     "vgg16": "VGG16",
@@ -161,19 +166,21 @@ class FinetuneConfig:
         """Checks every option; returns a copy with the data defaults set.
 
         Raises:
-            FinetuneError: naming the first bad option.
+            TypeError: naming the first option of the wrong type.
+            FinetuneError: (a ValueError) naming the first bad value.
         """
-        from kerasft._src.run.strategies import get_strategy
-
-        if self.backbone not in BACKBONES:
-            raise FinetuneError(
-                f"unknown `backbone`; choose one of {list(BACKBONES)}. "
-                f"Received: `backbone={self.backbone!r}`"
-            )
         try:
-            get_strategy(self.strategy)
+            return self._validated()
+        except FinetuneError:
+            raise
         except ValueError as error:
             raise FinetuneError(str(error)) from None
+
+    def _validated(self) -> FinetuneConfig:
+        from kerasft._src.run.strategies import get_strategy
+
+        check_choice("backbone", self.backbone, BACKBONES)
+        get_strategy(self.strategy)
         image_size = self.image_size
         if image_size is None:
             image_size = (
@@ -181,74 +188,47 @@ class FinetuneConfig:
                 if self.data is None
                 else _DEFAULT_SIZE_FOLDER
             )
-        _check_int("image_size", image_size, MIN_IMAGE_SIZE, self.backbone)
+        # MIN_IMAGE_SIZE: keras.applications refuses smaller inputs.
+        image_size = check_int("image_size", image_size, minimum=MIN_IMAGE_SIZE)
         for field in ("epochs", "head_epochs", "batch_size"):
-            _check_int(field, getattr(self, field), 1)
-        _check_int("seed", self.seed, 0)
-        if self.max_per_class is not None:
-            _check_int("max_per_class", self.max_per_class, 1)
-        _check_fraction("validation_split", self.validation_split)
-        _check_rate("learning_rate", self.learning_rate)
-        _check_rate("head_learning_rate", self.head_learning_rate)
+            check_int(field, getattr(self, field), minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_int(
+            "max_per_class", self.max_per_class, minimum=1, allow_none=True
+        )
+        check_number(
+            "validation_split",
+            self.validation_split,
+            minimum=0,
+            maximum=1,
+            min_inclusive=False,
+            max_inclusive=False,
+        )
+        for field in ("learning_rate", "head_learning_rate"):
+            check_number(
+                field, getattr(self, field), minimum=0, min_inclusive=False
+            )
+        for field in ("export", "overwrite", "run_eagerly"):
+            check_bool(field, getattr(self, field))
         return dataclasses.replace(
             self,
-            data=None if self.data is None else os.fspath(self.data),
-            out=os.fspath(self.out),
-            image_size=int(image_size),
+            data=check_path("data", self.data, allow_none=True),
+            out=check_path("out", self.out),
+            image_size=image_size,
             name=_check_name(self.name, self.data),
-        )
-
-
-def _check_int(name, value, minimum, backbone=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise FinetuneError(
-            f"`{name}` must be an int >= {minimum}. Received: "
-            f"`{name}={value!r}`"
-        )
-    if value < minimum:
-        why = (
-            f" for {backbone} (the keras.applications minimum)"
-            if backbone
-            else ""
-        )
-        raise FinetuneError(
-            f"`{name}` must be >= {minimum}{why}. Received: `{name}={value!r}`"
-        )
-
-
-def _check_rate(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise FinetuneError(
-            f"`{name}` must be a finite number > 0. Received: "
-            f"`{name}={value!r}`"
-        )
-
-
-def _check_fraction(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0 < value < 1
-    ):
-        raise FinetuneError(
-            f"`{name}` must be a number in (0, 1). Received: `{name}={value!r}`"
         )
 
 
 def _check_name(name, data):
     if name is None:
         return default_name(data)
-    if not _NAME_PATTERN.fullmatch(str(name)):
+    check_type("name", name, str, "a str or None")
+    if not _NAME_PATTERN.fullmatch(name):
         raise FinetuneError(
             "`name` must be letters, digits, '_', '.' or '-', starting with "
-            f"a letter or digit. Received: `name={name!r}`"
+            f"a letter or digit. Received: name={name!r}"
         )
-    return str(name)
+    return name
 
 
 def default_name(data):
