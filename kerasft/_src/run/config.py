@@ -32,7 +32,9 @@ MIN_IMAGE_SIZE = 32
 BUNDLED_NAME = "fashion_mnist"
 # Default image size: the bundled images are 28 pixels, folders hold photos.
 _DEFAULT_SIZE_BUNDLED = 64
-_DEFAULT_SIZE_FOLDER = 128
+# MobileNet's provisioned ImageNet weights are the 224-pixel ones (Keras
+# looks for a file per size among 128, 160, 192 and 224).
+_DEFAULT_SIZE_FOLDER = 224
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
@@ -69,8 +71,10 @@ class FinetuneConfig:
             class, or `None` for the Fashion-MNIST subset bundled with
             kerasft. Defaults to `None`.
         backbone: str. One of `BACKBONES`. Defaults to `"mobilenet"`.
-        weights: str or None. `"imagenet"`, `None` or `"none"` (random),
-            or a weights file path. Defaults to `"imagenet"`.
+        weights: str or None. `"imagenet"` (Keras's own loading: its cache,
+            else its download; `python -m kerasft.assets` provisions
+            MobileNet's offline), `None` or `"none"` (random), or a weights
+            file path. Defaults to `"imagenet"`.
         strategy: str. A name in `STRATEGIES`, used in phase 2. Defaults
             to `"gradual"`.
         epochs: int >= 1. Epochs of phase 2. Defaults to `3`.
@@ -78,7 +82,7 @@ class FinetuneConfig:
             to `2`.
         batch_size: int >= 1. Defaults to `64`.
         image_size: int >= 32 or None. Square input size. Defaults to
-            `None`: 64 for the bundled data, 128 for a folder.
+            `None`: 64 for the bundled data, 224 for a folder.
         learning_rate: float > 0. Adam's rate in phase 2. Defaults to
             `1e-4`.
         head_learning_rate: float > 0. Adam's rate in phase 1. Defaults
@@ -111,8 +115,9 @@ class FinetuneConfig:
     backbone: str = _option("mobilenet", "Backbone.", choices=BACKBONES)
     weights: str | None = _option(
         "imagenet",
-        "imagenet (MobileNet's are provisioned offline into Keras's cache; "
-        "others are downloaded by Keras), none (random), or a weights file.",
+        "imagenet (from Keras's cache, else its download; `python -m "
+        "kerasft.assets` provisions MobileNet's offline), none (random), or "
+        "a weights file.",
         metavar="{imagenet,none,PATH}",
     )
     strategy: str = _option("gradual", "Fine-tuning strategy of phase 2.")

@@ -111,7 +111,7 @@ def finetune(
     run_model.check_dependencies(config.export)
     dataset = run_data.load(config)
     log(dataset.describe())
-    weights = run_model.resolve_weights(config.weights, config.backbone, log)
+    weights = run_model.resolve_weights(config.weights)
     config = dataclasses.replace(config, weights=weights)
     model = run_model.build(config, len(dataset.class_names), log)
     report.prepare_out(config.out)
