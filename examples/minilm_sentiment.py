@@ -135,8 +135,8 @@ def main(argv=None):
 
     try:
         (x_train, y_train), (x_test, y_test) = text_data.load_rotten_tomatoes()
-    except assets.AssetError as error:
-        sys.exit(f"Could not provision the Rotten Tomatoes corpus: {error}")
+    except (assets.AssetError, FileNotFoundError) as error:
+        sys.exit(f"The Rotten Tomatoes corpus is missing: {error}")
     x_train, y_train = x_train[: args.train_size], y_train[: args.train_size]
     x_test, y_test = x_test[: args.test_size], y_test[: args.test_size]
     print(

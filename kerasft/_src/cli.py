@@ -24,7 +24,8 @@ from kerasft._src.logs import get_logger
 
 EPILOG = """examples:
   kerasft finetune
-      the default job, offline: ImageNet MobileNet fine-tuned on the bundled
+      the default job: ImageNet MobileNet (offline once python -m
+      kerasft.assets has provisioned it) fine-tuned on the bundled
       Fashion-MNIST subset; accuracy before/after, run folder in runs/
   kerasft finetune flowers/ --strategy discriminative --epochs 4 --out run1
       fine-tune on an image folder (one subfolder per class)
@@ -177,10 +178,21 @@ def _add_finetune_subparser(subparsers) -> argparse.ArgumentParser:
 
 
 def _to_flags(message: str) -> str:
-    """Rewrites an error's `param` and `param=value` as flags."""
+    """Rewrites an error's `param` and `param=value` as flags.
+
+    A closing `Received: param=value` (kerasft's argument checks end their
+    messages so, without backticks) is rewritten too.
+    """
     from kerasft._src.run.config import FinetuneConfig
 
     fields = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
+
+    def quoted(match):
+        if match[1] not in fields:
+            return match[0]
+        return f"Received: `{match[1]}={match[2]}`{match[3] or ''}"
+
+    message = re.sub(r"Received: (\w+)=(.*?)( of type \w+)?$", quoted, message)
 
     def flag(match):
         name, value = match.group(1), match.group(2)

@@ -23,6 +23,7 @@ from kerasft._src.stages import _check_model
 from kerasft._src.stages import resolve_layers
 from kerasft._src.stages import stage_index
 from kerasft._src.stages import stages
+from kerasft._src.validation import check_bool
 
 BN_POLICIES = ("frozen", "train", "follow")
 
@@ -208,10 +209,7 @@ def freeze_until(
         TypeError: for a target of an unsupported type.
     """
     check_bn(bn)
-    if not isinstance(inclusive, bool):
-        raise TypeError(
-            f"`inclusive` must be a bool. Received: inclusive={inclusive!r}"
-        )
+    check_bool("inclusive", inclusive)
     index = stage_index(model, target)
     cut = index + 1 if inclusive else index
     changes = {}

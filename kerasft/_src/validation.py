@@ -50,6 +50,22 @@ def _in_range(value, minimum, maximum, min_inclusive, max_inclusive) -> bool:
     return True
 
 
+def _check_real(name, value, kind, noun, limits, allow_none):
+    """Raises unless `value` is a finite `kind` (never a bool) in `limits`.
+
+    `limits` is `(minimum, maximum, min_inclusive, max_inclusive)`.
+    """
+    what = f"{noun} {_bounds(*limits)}".rstrip()
+    what += " or None" if allow_none else ""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(
+            f"`{name}` must be {what}. {_received(name, value, True)}"
+        )
+    finite = isinstance(value, numbers.Integral) or math.isfinite(value)
+    if not finite or not _in_range(value, *limits):
+        raise ValueError(f"`{name}` must be {what}. {_received(name, value)}")
+
+
 def check_int(
     name: str,
     value: Any,
@@ -66,14 +82,8 @@ def check_int(
     """
     if value is None and allow_none:
         return None
-    bounds = _bounds(minimum, maximum, True, True)
-    what = f"an int {bounds}".rstrip() + (" or None" if allow_none else "")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be {what}. {_received(name, value, True)}"
-        )
-    if not _in_range(value, minimum, maximum, True, True):
-        raise ValueError(f"`{name}` must be {what}. {_received(name, value)}")
+    limits = (minimum, maximum, True, True)
+    _check_real(name, value, numbers.Integral, "an int", limits, allow_none)
     return int(value)
 
 
@@ -95,17 +105,10 @@ def check_number(
     """
     if value is None and allow_none:
         return None
-    bounds = _bounds(minimum, maximum, min_inclusive, max_inclusive)
-    what = f"a finite number {bounds}".rstrip()
-    what += " or None" if allow_none else ""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"`{name}` must be {what}. {_received(name, value, True)}"
-        )
-    if not math.isfinite(value) or not _in_range(
-        value, minimum, maximum, min_inclusive, max_inclusive
-    ):
-        raise ValueError(f"`{name}` must be {what}. {_received(name, value)}")
+    limits = (minimum, maximum, min_inclusive, max_inclusive)
+    _check_real(
+        name, value, numbers.Real, "a finite number", limits, allow_none
+    )
     return float(value)
 
 

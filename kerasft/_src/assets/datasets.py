@@ -19,7 +19,7 @@ from kerasft._src.assets.archive import extract_members
 from kerasft._src.assets.archive import targets
 from kerasft._src.assets.errors import COMMAND
 from kerasft._src.assets.errors import AssetError
-from kerasft._src.assets.fetch import Package
+from kerasft._src.assets.fetch import pinned
 from kerasft._src.assets.paths import fashion_mnist_dir
 from kerasft._src.assets.registry import is_provisioned
 from kerasft._src.assets.registry import register_asset
@@ -45,12 +45,10 @@ _DATA_DIR = os.path.join(
 )
 _FASHION_SUBSET_FILE = os.path.join(_DATA_DIR, "fashion_mnist_subset.npz")
 
-FASHION_DEB = Package(
-    kind="deb",
-    name="dataset-fashion-mnist",
-    version="0.0~git20200523.55506a9-1",
-    filename="dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
-    sha256="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
+FASHION_DEB = pinned(
+    "dataset-fashion-mnist==0.0~git20200523.55506a9-1",
+    "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
+    "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
 )
 _FASHION_PREFIX = "./usr/share/datasets/fashion-mnist/"
 FASHION_FILES = tuple(

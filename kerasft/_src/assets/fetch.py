@@ -69,6 +69,27 @@ class Package:
         check_digest(self.sha256, "sha256")
 
 
+_KIND_OF_SUFFIX = {".tar.gz": "sdist", ".whl": "wheel", ".deb": "deb"}
+
+
+def pinned(requirement: str, filename: str, sha256: str) -> Package:
+    """A `Package` from `"name==version"`, its file name and its sha256.
+
+    The kind follows from the file name (`.tar.gz` sdist, `.whl` wheel,
+    `.deb` Debian package): the one-line form of the declarations kerasft's
+    own assets pin.
+    """
+    name, _, version = requirement.partition("==")
+    kinds = [k for s, k in _KIND_OF_SUFFIX.items() if filename.endswith(s)]
+    if not name or not version or len(kinds) != 1:
+        raise ValueError(
+            "`requirement` must read 'name==version' and `filename` end in "
+            f"one of {list(_KIND_OF_SUFFIX)}. Received: "
+            f"requirement={requirement!r}, filename={filename!r}"
+        )
+    return Package(kinds[0], name, version, filename, sha256)
+
+
 def check_digest(value: str, name: str = "expected") -> None:
     """Raises a ValueError unless `value` is a sha256 hex digest."""
     if (

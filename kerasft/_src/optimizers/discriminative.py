@@ -14,7 +14,6 @@ so a stage that is unfrozen later keeps its own rate after
 
 from __future__ import annotations
 
-import numbers
 import re
 
 import keras
@@ -62,15 +61,9 @@ def layerwise_decay(model: keras.Model, decay: float = 0.8) -> dict:
 
     Raises:
         ValueError: if `decay` is outside (0, 1].
+        TypeError: if `decay` is not a number.
     """
-    if (
-        not isinstance(decay, numbers.Real)
-        or isinstance(decay, bool)
-        or not 0 < decay <= 1
-    ):
-        raise ValueError(
-            f"`decay` must be a number in (0, 1]. Received: decay={decay!r}"
-        )
+    check_number("decay", decay, minimum=0, maximum=1, min_inclusive=False)
     names = [s.name for s in list_stages(model)]
     top = len(names) - 1
     return {name: float(decay) ** (top - i) for i, name in enumerate(names)}

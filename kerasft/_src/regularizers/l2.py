@@ -81,9 +81,3 @@ class L2(StagePenalty):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "target": self.target}
-
-    def __repr__(self) -> str:
-        applied = f", model={self.model.name!r}" if self.model else ""
-        return (
-            f"<L2 strength={self.strength:g} target={self.target!r}{applied}>"
-        )

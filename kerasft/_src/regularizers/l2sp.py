@@ -165,13 +165,6 @@ class L2SP(StagePenalty):
     def get_config(self) -> dict:
         return {**super().get_config(), "pretrained": self.pretrained}
 
-    def __repr__(self) -> str:
-        applied = f", model={self.model.name!r}" if self.model else ""
-        return (
-            f"<L2SP alpha={self.alpha:g} beta={self.beta:g} "
-            f"pretrained={self.pretrained!r}{applied}>"
-        )
-
 
 def l2sp(
     model: keras.Model,

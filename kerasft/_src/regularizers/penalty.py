@@ -384,6 +384,17 @@ class StagePenalty:
     def get_config(self) -> dict:
         return {**self.strengths, "name": self.name}
 
+    def __repr__(self) -> str:
+        # The strengths, then the settings a subclass adds to the config.
+        parts = [f"{key}={value:g}" for key, value in self.strengths.items()]
+        parts += [
+            f"{key}={value!r}"
+            for key, value in self.get_config().items()
+            if key not in self._strengths and key != "name"
+        ]
+        applied = f", model={self.model.name!r}" if self.model else ""
+        return f"<{type(self).__name__} {' '.join(parts)}{applied}>"
+
     @classmethod
     def from_config(cls, config: dict):
         return cls(**config)

@@ -10,10 +10,15 @@ can show them as its flags.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import os
 import re
+
+from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_choice
+from kerasft._src.validation import check_int
+from kerasft._src.validation import check_number
+from kerasft._src.validation import check_path
+from kerasft._src.validation import check_type
 
 BACKBONES = {
     "vgg16": "VGG16",
@@ -27,7 +32,9 @@ MIN_IMAGE_SIZE = 32
 BUNDLED_NAME = "fashion_mnist"
 # Default image size: the bundled images are 28 pixels, folders hold photos.
 _DEFAULT_SIZE_BUNDLED = 64
-_DEFAULT_SIZE_FOLDER = 128
+# MobileNet's provisioned ImageNet weights are the 224-pixel ones (Keras
+# looks for a file per size among 128, 160, 192 and 224).
+_DEFAULT_SIZE_FOLDER = 224
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
@@ -64,8 +71,10 @@ class FinetuneConfig:
             class, or `None` for the Fashion-MNIST subset bundled with
             kerasft. Defaults to `None`.
         backbone: str. One of `BACKBONES`. Defaults to `"mobilenet"`.
-        weights: str or None. `"imagenet"`, `None` or `"none"` (random),
-            or a weights file path. Defaults to `"imagenet"`.
+        weights: str or None. `"imagenet"` (Keras's own loading: its cache,
+            else its download; `python -m kerasft.assets` provisions
+            MobileNet's offline), `None` or `"none"` (random), or a weights
+            file path. Defaults to `"imagenet"`.
         strategy: str. A name in `STRATEGIES`, used in phase 2. Defaults
             to `"gradual"`.
         epochs: int >= 1. Epochs of phase 2. Defaults to `3`.
@@ -73,7 +82,7 @@ class FinetuneConfig:
             to `2`.
         batch_size: int >= 1. Defaults to `64`.
         image_size: int >= 32 or None. Square input size. Defaults to
-            `None`: 64 for the bundled data, 128 for a folder.
+            `None`: 64 for the bundled data, 224 for a folder.
         learning_rate: float > 0. Adam's rate in phase 2. Defaults to
             `1e-4`.
         head_learning_rate: float > 0. Adam's rate in phase 1. Defaults
@@ -106,8 +115,9 @@ class FinetuneConfig:
     backbone: str = _option("mobilenet", "Backbone.", choices=BACKBONES)
     weights: str | None = _option(
         "imagenet",
-        "imagenet (MobileNet's are provisioned offline into Keras's cache; "
-        "others are downloaded by Keras), none (random), or a weights file.",
+        "imagenet (from Keras's cache, else its download; `python -m "
+        "kerasft.assets` provisions MobileNet's offline), none (random), or "
+        "a weights file.",
         metavar="{imagenet,none,PATH}",
     )
     strategy: str = _option("gradual", "Fine-tuning strategy of phase 2.")
@@ -161,19 +171,21 @@ class FinetuneConfig:
         """Checks every option; returns a copy with the data defaults set.
 
         Raises:
-            FinetuneError: naming the first bad option.
+            TypeError: naming the first option of the wrong type.
+            FinetuneError: (a ValueError) naming the first bad value.
         """
-        from kerasft._src.run.strategies import get_strategy
-
-        if self.backbone not in BACKBONES:
-            raise FinetuneError(
-                f"unknown `backbone`; choose one of {list(BACKBONES)}. "
-                f"Received: `backbone={self.backbone!r}`"
-            )
         try:
-            get_strategy(self.strategy)
+            return self._validated()
+        except FinetuneError:
+            raise
         except ValueError as error:
             raise FinetuneError(str(error)) from None
+
+    def _validated(self) -> FinetuneConfig:
+        from kerasft._src.run.strategies import get_strategy
+
+        check_choice("backbone", self.backbone, BACKBONES)
+        get_strategy(self.strategy)
         image_size = self.image_size
         if image_size is None:
             image_size = (
@@ -181,74 +193,47 @@ class FinetuneConfig:
                 if self.data is None
                 else _DEFAULT_SIZE_FOLDER
             )
-        _check_int("image_size", image_size, MIN_IMAGE_SIZE, self.backbone)
+        # MIN_IMAGE_SIZE: keras.applications refuses smaller inputs.
+        image_size = check_int("image_size", image_size, minimum=MIN_IMAGE_SIZE)
         for field in ("epochs", "head_epochs", "batch_size"):
-            _check_int(field, getattr(self, field), 1)
-        _check_int("seed", self.seed, 0)
-        if self.max_per_class is not None:
-            _check_int("max_per_class", self.max_per_class, 1)
-        _check_fraction("validation_split", self.validation_split)
-        _check_rate("learning_rate", self.learning_rate)
-        _check_rate("head_learning_rate", self.head_learning_rate)
+            check_int(field, getattr(self, field), minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_int(
+            "max_per_class", self.max_per_class, minimum=1, allow_none=True
+        )
+        check_number(
+            "validation_split",
+            self.validation_split,
+            minimum=0,
+            maximum=1,
+            min_inclusive=False,
+            max_inclusive=False,
+        )
+        for field in ("learning_rate", "head_learning_rate"):
+            check_number(
+                field, getattr(self, field), minimum=0, min_inclusive=False
+            )
+        for field in ("export", "overwrite", "run_eagerly"):
+            check_bool(field, getattr(self, field))
         return dataclasses.replace(
             self,
-            data=None if self.data is None else os.fspath(self.data),
-            out=os.fspath(self.out),
-            image_size=int(image_size),
+            data=check_path("data", self.data, allow_none=True),
+            out=check_path("out", self.out),
+            image_size=image_size,
             name=_check_name(self.name, self.data),
-        )
-
-
-def _check_int(name, value, minimum, backbone=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise FinetuneError(
-            f"`{name}` must be an int >= {minimum}. Received: "
-            f"`{name}={value!r}`"
-        )
-    if value < minimum:
-        why = (
-            f" for {backbone} (the keras.applications minimum)"
-            if backbone
-            else ""
-        )
-        raise FinetuneError(
-            f"`{name}` must be >= {minimum}{why}. Received: `{name}={value!r}`"
-        )
-
-
-def _check_rate(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise FinetuneError(
-            f"`{name}` must be a finite number > 0. Received: "
-            f"`{name}={value!r}`"
-        )
-
-
-def _check_fraction(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0 < value < 1
-    ):
-        raise FinetuneError(
-            f"`{name}` must be a number in (0, 1). Received: `{name}={value!r}`"
         )
 
 
 def _check_name(name, data):
     if name is None:
         return default_name(data)
-    if not _NAME_PATTERN.fullmatch(str(name)):
+    check_type("name", name, str, "a str or None")
+    if not _NAME_PATTERN.fullmatch(name):
         raise FinetuneError(
             "`name` must be letters, digits, '_', '.' or '-', starting with "
-            f"a letter or digit. Received: `name={name!r}`"
+            f"a letter or digit. Received: name={name!r}"
         )
-    return str(name)
+    return name
 
 
 def default_name(data):

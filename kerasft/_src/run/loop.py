@@ -26,6 +26,7 @@ from kerasft._src.run.config import FinetuneConfig
 from kerasft._src.run.strategies import get_strategy
 from kerasft._src.stages import _count
 from kerasft._src.stages import stages as model_stages
+from kerasft._src.validation import check_callable
 
 _LOGGER = get_logger("finetune")
 
@@ -97,20 +98,20 @@ def finetune(
             32, a bad option value, an output folder that already holds a
             run (without `overwrite`), weights that cannot be obtained or
             loaded. The message names the parameter.
-        TypeError: for an unknown option.
+        TypeError: for an unknown option or one of the wrong type.
         RuntimeError: if the TF Serving export fails (the other files are
             written by then).
     """
     start = time.perf_counter()
-    log = log or _LOGGER.info
-    config = FinetuneConfig(data=data, out=out, **options)
-    args = config.as_args() if args is None else dict(args)
-    config = config.validated()
+    log = check_callable("log", log, allow_none=True) or _LOGGER.info
+    given = FinetuneConfig(data=data, out=out, **options)
+    config = given.validated()
+    args = given.as_args() if args is None else dict(args)
     report.check_out(config.out, config.overwrite)
     run_model.check_dependencies(config.export)
     dataset = run_data.load(config)
     log(dataset.describe())
-    weights = run_model.resolve_weights(config.weights, config.backbone, log)
+    weights = run_model.resolve_weights(config.weights)
     config = dataclasses.replace(config, weights=weights)
     model = run_model.build(config, len(dataset.class_names), log)
     report.prepare_out(config.out)

@@ -9,6 +9,7 @@ import warnings
 import keras
 
 from kerasft._src import assets
+from kerasft._src.assets.errors import COMMAND
 from kerasft._src.backbones import applications
 from kerasft._src.logs import get_logger
 from kerasft._src.models import build_classifier
@@ -53,41 +54,23 @@ def build(config: FinetuneConfig, num_classes: int, log) -> keras.Model:
     return model
 
 
-def resolve_weights(weights, backbone, log):
-    """`None`, `"imagenet"` or an existing path; provisions MobileNet."""
+def resolve_weights(weights):
+    """`None`, `"imagenet"` or an existing path.
+
+    `"imagenet"` is left to Keras: its cache, else its own download. Nothing
+    here provisions assets; `python -m kerasft.assets` does that.
+    """
     if weights is None or str(weights).lower() == "none":
         return None
     weights = os.fspath(weights)
     if weights == "imagenet":
-        if backbone == "mobilenet" and not assets.is_provisioned(
-            "mobilenet_v1"
-        ):
-            _provision_mobilenet(log)
-        return "imagenet"
+        return weights
     if not os.path.isfile(weights):
         raise FinetuneError(
             "`weights` must be 'imagenet', 'none' or the path of a weights "
             f"file; no file exists at {weights!r}"
         )
     return weights
-
-
-def _provision_mobilenet(log):
-    log(
-        "MobileNet ImageNet weights are not in Keras's cache; provisioning "
-        "them offline from the package registry (python -m kerasft.assets "
-        "--only mobilenet_v1)..."
-    )
-    try:
-        assets.provision(["mobilenet_v1"], verbose=False)
-    except (assets.AssetError, ImportError, OSError) as error:
-        raise FinetuneError(
-            "could not provision the MobileNet ImageNet weights "
-            f"({type(error).__name__}: {_first_line(error)}); run `python -m "
-            "kerasft.assets --only mobilenet_v1` with access to the package "
-            "registry, or use `weights=none` or `weights=PATH`"
-        ) from error
-    log(f"  done: {assets.mobilenet_v1_imagenet_path()}")
 
 
 def build_backbone(backbone, weights, image_size):
@@ -107,9 +90,8 @@ def build_backbone(backbone, weights, image_size):
                 raise
             raise FinetuneError(
                 f"could not download the ImageNet weights of {backbone}: "
-                "this machine may be offline and kerasft provisions them "
-                "offline only for mobilenet; use `weights=none` or "
-                f"`weights=PATH`{_offline_hint(backbone)}"
+                f"this machine may be offline; {_offline_hint(backbone)}"
+                "or use `weights=none` or `weights=PATH`"
             ) from error
         except (ValueError, OSError) as error:
             if weights in (None, "imagenet"):
@@ -121,13 +103,20 @@ def build_backbone(backbone, weights, image_size):
 
 
 def _offline_hint(backbone):
-    if backbone != "vgg16":
-        return ""
-    return (
-        " (a VGG16 convolution stack fine-tuned from ImageNet is available "
-        "offline: python -m kerasft.assets --only vgg16_hed, then "
-        f"`weights={assets.vgg16_hed_path()}`)"
-    )
+    """What provisions weights for `backbone` offline, if anything does."""
+    if backbone == "mobilenet":
+        return (
+            f"run `{COMMAND} --only mobilenet_v1` once to provision "
+            "them offline into Keras's cache (the 224-pixel file, which "
+            "Keras loads for any `image_size` but 128, 160 and 192), "
+        )
+    if backbone == "vgg16":
+        return (
+            "a VGG16 convolution stack fine-tuned from ImageNet is available "
+            f"offline: run `{COMMAND} --only vgg16_hed`, then use "
+            f"`weights={assets.vgg16_hed_path()}`, "
+        )
+    return "kerasft provisions ImageNet weights offline only for mobilenet; "
 
 
 def _first_line(error):

@@ -17,6 +17,8 @@ import keras
 from kerasft._src import walk
 from kerasft._src.stages.stage import HEAD
 from kerasft._src.stages.stage import unique
+from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_type
 
 Fingerprint = Callable[[keras.Model], bool] | Sequence[str | re.Pattern]
 
@@ -158,17 +160,10 @@ def register_stage_map(
         ValueError: for an empty `name`, or a `name` already registered
             when `override` is `False`.
     """
-    if not isinstance(name, str):
-        raise TypeError(
-            f"`name` must be a string. Received: name={name!r} of type "
-            f"{type(name).__name__}"
-        )
+    check_type("name", name, str, "a string")
     if not name:
         raise ValueError(f"`name` must not be empty. Received: name={name!r}")
-    if not isinstance(override, bool):
-        raise TypeError(
-            f"`override` must be True or False. Received: override={override!r}"
-        )
+    check_bool("override", override)
     fingerprint = _check_fingerprint(fingerprint)
     if (stage_of is None) == (split is None):
         raise TypeError(

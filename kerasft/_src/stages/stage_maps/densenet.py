@@ -5,9 +5,8 @@ the four dense blocks. Each transition (`pool2`..`pool4`) joins the dense
 block it follows, and the last normalization (`bn`, `relu`) joins `conv5`.
 """
 
-import re
-
 from kerasft._src.stages.registry import register_stage_map
+from kerasft._src.stages.stage_maps._rules import by_pattern
 
 # keras.applications name -> preprocessing mode (see ImagePreprocessing).
 PREPROCESSING = {
@@ -16,19 +15,11 @@ PREPROCESSING = {
     "DenseNet201": "torch",
 }
 
-
-def stage_of(name):
-    match = re.match(r"(conv[1-5])_", name)
-    if match:
-        return match.group(1)
-    if name == "pool1":
-        return "conv1"
-    match = re.match(r"pool([2-4])_", name)
-    if match:
-        return f"conv{match.group(1)}"
-    if name in ("bn", "relu"):
-        return "conv5"
-    return None
+stage_of = by_pattern(
+    r"(conv[1-5])_",
+    (r"pool([2-4])_", r"conv\1"),
+    names={"pool1": "conv1", "bn": "conv5", "relu": "conv5"},
+)
 
 
 register_stage_map(

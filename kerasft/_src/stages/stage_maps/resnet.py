@@ -1,8 +1,7 @@
 """ResNet and ResNetV2 (keras.applications): `conv1` (stem)..`conv5`."""
 
-import re
-
 from kerasft._src.stages.registry import register_stage_map
+from kerasft._src.stages.stage_maps._rules import by_pattern
 
 # keras.applications name -> preprocessing mode (see ImagePreprocessing).
 PREPROCESSING = {
@@ -14,16 +13,12 @@ PREPROCESSING = {
     "ResNet152V2": "tf",
 }
 
-
-def stage_of(name):
-    match = re.match(r"(conv[1-5])_", name)
-    if match:
-        return match.group(1)
-    if name.startswith("pool1_"):
-        return "conv1"
-    if name in ("post_bn", "post_relu"):  # ResNetV2's last normalization
-        return "conv5"
-    return None
+stage_of = by_pattern(
+    r"(conv[1-5])_",
+    (r"pool1_", "conv1"),
+    # ResNetV2's last normalization.
+    names={"post_bn": "conv5", "post_relu": "conv5"},
+)
 
 
 register_stage_map(

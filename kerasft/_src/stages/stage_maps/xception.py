@@ -6,21 +6,15 @@ Keras names the layers of each block `blockN_...`: the entry flow is
 after the block's last separable convolution, so it joins its block.
 """
 
-import re
-
 from kerasft._src.stages.registry import register_stage_map
+from kerasft._src.stages.stage_maps._rules import by_pattern
 
 # keras.applications name -> preprocessing mode (see ImagePreprocessing).
 PREPROCESSING = {"Xception": "tf"}
 
 
-def stage_of(name):
-    match = re.match(r"(block\d+)_", name)
-    return match.group(1) if match else None
-
-
 register_stage_map(
     "xception",
     fingerprint=("block1_conv1", "block1_conv1_bn", "block2_sepconv1"),
-    stage_of=stage_of,
+    stage_of=by_pattern(r"(block\d+)_"),
 )
