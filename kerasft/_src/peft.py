@@ -16,8 +16,6 @@ weights train again.
 
 from __future__ import annotations
 
-import numbers
-import os
 from typing import Any
 
 import keras
@@ -29,6 +27,10 @@ from kerasft._src.stages import HEAD
 from kerasft._src.stages import _check_model
 from kerasft._src.stages import resolve_layers
 from kerasft._src.stages import stages
+from kerasft._src.validation import check_int
+from kerasft._src.validation import check_number
+from kerasft._src.validation import check_path
+from kerasft._src.validation import reading
 
 _LORA_TYPES = (
     keras.layers.Dense,
@@ -57,7 +59,10 @@ def _head_layers(model, head) -> list:
         if any(s.name == HEAD for s in stages(model)):
             return resolve_layers(model, HEAD)
         return []
-    return resolve_layers(model, head)
+    try:
+        return resolve_layers(model, head)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"Bad `head`: {error}") from error
 
 
 def _set_variables(model, train_leaves, keep) -> None:
@@ -166,25 +171,11 @@ def enable_lora(
             the weight layers it holds), or layers that already have LoRA.
         TypeError: for a `rank` or `alpha` of the wrong type.
     """
-    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
-        raise TypeError(
-            f"`rank` must be a positive int. Received: rank={rank!r}"
-        )
-    if rank <= 0:
-        raise ValueError(
-            f"`rank` must be a positive int (> 0). Received: rank={rank}"
-        )
-    if alpha is not None:
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-            raise TypeError(
-                "`alpha` must be a positive number or None. "
-                f"Received: alpha={alpha!r}"
-            )
-        if alpha <= 0:
-            raise ValueError(
-                "`alpha` must be a positive number or None (None means "
-                f"alpha=rank). Received: alpha={alpha}"
-            )
+    check_int("rank", rank, minimum=1)
+    # None means alpha=rank.
+    check_number(
+        "alpha", alpha, minimum=0, min_inclusive=False, allow_none=True
+    )
     _check_model(model)
     head_leaves = _head_layers(model, head)
     head_ids = {id(x) for x in head_leaves}
@@ -277,14 +268,13 @@ def bitfit(model: keras.Model, *, head: Any = "auto") -> list:
 
 
 def _check_npz(filepath):
-    if not isinstance(filepath, (str, os.PathLike)) or not os.fspath(
-        filepath
-    ).endswith(".npz"):
+    filepath = check_path("filepath", filepath)
+    if not filepath.endswith(".npz"):
         raise ValueError(
             "`filepath` must be a path ending in '.npz'. "
             f"Received: filepath={filepath!r}"
         )
-    return os.fspath(filepath)
+    return filepath
 
 
 def save_adapter_weights(model: keras.Model, filepath: str) -> list:
@@ -352,15 +342,18 @@ def load_adapter_weights(model: keras.Model, filepath: str) -> list:
         The list of variable paths loaded.
 
     Raises:
-        ValueError: if the file holds a path the model lacks (LoRA not
-            enabled on the same layers, for instance) or an array whose
-            shape differs; nothing is assigned then.
+        FileNotFoundError: if `filepath` does not exist.
+        ValueError: if the file is not a readable `.npz` archive, or holds
+            a path the model lacks (LoRA not enabled on the same layers, for
+            instance) or an array whose shape differs; nothing is assigned
+            then.
     """
     filepath = _check_npz(filepath)
     _check_model(model)
     by_path = {v.path: v for v in model.weights}
-    with np.load(filepath) as data:
-        arrays = {key: data[key] for key in data.files}
+    with reading("filepath", filepath, "an .npz archive of adapter weights"):
+        with np.load(filepath) as data:
+            arrays = {key: data[key] for key in data.files}
     missing = sorted(k for k in arrays if k not in by_path)
     if missing:
         raise ValueError(
