@@ -191,11 +191,15 @@ def test_vocabulary_and_encode():
 
 
 def test_vocabulary_and_encode_errors():
-    with pytest.raises(ValueError, match="`max_tokens` must be None or"):
+    with pytest.raises(
+        ValueError, match="`max_tokens` must be an int >= 3 or None"
+    ):
         text_data.build_vocabulary(["a"], max_tokens=2)
     with pytest.raises(ValueError, match="`min_count` must be an int >= 1"):
         text_data.build_vocabulary(["a"], min_count=0)
-    with pytest.raises(ValueError, match="`sequence_length` must be None"):
+    with pytest.raises(
+        ValueError, match="`sequence_length` must be an int >= 1 or None"
+    ):
         text_data.encode(["a"], ["", "[UNK]", "a"], sequence_length=0)
     with pytest.raises(ValueError, match="must start with the padding"):
         text_data.encode(["a"], ["a", "b"])

@@ -14,7 +14,6 @@ label gives every sample a low loss.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
@@ -22,6 +21,7 @@ import numpy as np
 
 from kerasft._src.validation import check_bool
 from kerasft._src.validation import check_int
+from kerasft._src.validation import check_number
 
 MODES = ("drop", "weight")
 
@@ -235,29 +235,21 @@ def select_by_loss(
             `per_sample_loss`.
         TypeError: for arguments of the wrong type.
     """
-    if (
-        isinstance(drop_fraction, bool)
-        or not isinstance(drop_fraction, numbers.Real)
-        or not 0 <= drop_fraction < 1
-    ):
-        raise ValueError(
-            "`drop_fraction` must be a number in [0, 1). "
-            f"Received: drop_fraction={drop_fraction!r}"
-        )
+    check_number(
+        "drop_fraction",
+        drop_fraction,
+        minimum=0,
+        maximum=1,
+        max_inclusive=False,
+    )
     if mode not in MODES:
         raise ValueError(
             f"`mode` must be one of {list(MODES)}. Received: mode={mode!r}"
         )
-    if (
-        isinstance(down_weight, bool)
-        or not isinstance(down_weight, numbers.Real)
-        or not 0 <= down_weight < 1
-    ):
-        raise ValueError(
-            "`down_weight` must be a number in [0, 1) (flagged samples "
-            "weigh less than the others). "
-            f"Received: down_weight={down_weight!r}"
-        )
+    # Flagged samples weigh less than the others.
+    check_number(
+        "down_weight", down_weight, minimum=0, maximum=1, max_inclusive=False
+    )
     check_bool("per_class", per_class)
     losses = per_sample_loss(model, x, y, loss=loss, batch_size=batch_size)
     ranked = np.where(np.isnan(losses), np.inf, losses)

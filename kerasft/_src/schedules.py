@@ -11,7 +11,6 @@ discriminative learning rates use for each stage).
 from __future__ import annotations
 
 import math
-import numbers
 
 import keras
 from keras import ops
@@ -273,7 +272,8 @@ class WarmUp(_Schedule):
     Raises:
         ValueError: for a non-positive rate or step count, or a negative
             `initial_learning_rate`.
-        TypeError: if `warmup_steps` is not an int.
+        TypeError: if `warmup_steps` is not an int, or a rate is not a
+            number.
     """
 
     def __init__(
@@ -286,17 +286,9 @@ class WarmUp(_Schedule):
         super().__init__()
         self.schedule = _schedule_or_rate("schedule", schedule)
         self.warmup_steps = _positive_int("warmup_steps", warmup_steps)
-        if (
-            not isinstance(initial_learning_rate, numbers.Real)
-            or isinstance(initial_learning_rate, bool)
-            or not math.isfinite(initial_learning_rate)
-            or initial_learning_rate < 0
-        ):
-            raise ValueError(
-                "`initial_learning_rate` must be a finite number >= 0. "
-                f"Received: initial_learning_rate={initial_learning_rate!r}"
-            )
-        self.initial_learning_rate = float(initial_learning_rate)
+        self.initial_learning_rate = check_number(
+            "initial_learning_rate", initial_learning_rate, minimum=0
+        )
         self.name = name
 
     def __call__(self, step):
