@@ -27,6 +27,7 @@ import numbers
 import keras
 
 from kerasft._src.validation import check_int
+from kerasft._src.validation import check_type
 
 # Strength of each transformation per kind: rotation as a fraction of a full
 # turn, zoom and translation as fractions of the image size, contrast as
@@ -67,7 +68,17 @@ class Augmentation(keras.layers.Pipeline):
         layers: list of `keras.Layer`. Layers that keep the shape of their
             input.
         name: str or None. Name of the layer. Defaults to `None`.
+
+    Raises:
+        TypeError: for `layers` that is not a list of `keras.Layer`.
     """
+
+    def __init__(self, layers, name=None):
+        what = "a list of keras.Layer"
+        check_type("layers", layers, (list, tuple), what)
+        for layer in layers:
+            check_type("layers", layer, keras.Layer, what)
+        super().__init__(list(layers), name=name)
 
     def build(self, input_shape):
         for layer in self.layers:

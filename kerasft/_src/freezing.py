@@ -24,6 +24,7 @@ from kerasft._src.stages import resolve_layers
 from kerasft._src.stages import stage_index
 from kerasft._src.stages import stages
 from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_callable
 
 BN_POLICIES = ("frozen", "train", "follow")
 
@@ -264,7 +265,16 @@ def summary(model: keras.Model, *, print_fn=None) -> list[dict]:
         A list of dicts, one per stage, with keys `index`, `stage`,
         `layers`, `params`, `trainable_params`, `non_trainable_params`,
         `trains` and `bn`.
+
+    Raises:
+        TypeError: for a `model` that is not a keras.Model, or a
+            `print_fn` that is neither callable, `None` nor `False`.
     """
+    _check_model(model)
+    if print_fn is not False:
+        check_callable(
+            "print_fn", print_fn, "a callable, None or False", allow_none=True
+        )
     rows = []
     trainable_ids = {id(v) for v in model.trainable_variables}
     for stage in stages(model):

@@ -9,11 +9,15 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasft._src.layers.feature_fusion import MODES
 from kerasft._src.layers.feature_fusion import FeatureFusion
 from kerasft._src.models import add_head
 from kerasft._src.models import check_head_args
 from kerasft._src.naming import unique_name
 from kerasft._src.stages import resolve_layers
+from kerasft._src.validation import check_choice
+from kerasft._src.validation import check_int
+from kerasft._src.validation import check_model
 
 POOLINGS = ("avg", "max")
 
@@ -98,6 +102,9 @@ def _check_options(
             "`kerasft.layers.FeatureFusion` layer. "
             f"Received: fusion={fusion!r}"
         )
+    else:  # checked here so that a bad mode fails before any branch is built
+        check_choice("fusion", fusion, MODES)
+        check_int("units", units, minimum=1, allow_none=True)
     check_head_args(num_classes, head, dropout, hidden_units)
     if pooling not in POOLINGS:
         raise ValueError(
@@ -356,6 +363,8 @@ def fusion_gates(
         ValueError: if the model does not have exactly one fusion layer, or
             its mode has no gates.
     """
+    check_model(model)
+    check_int("batch_size", batch_size, minimum=1, allow_none=True)
     layer = _find_fusion(model)
     if layer.mode not in ("gated", "attention"):
         raise ValueError(

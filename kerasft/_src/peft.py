@@ -16,7 +16,6 @@ weights train again.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import keras
@@ -30,6 +29,8 @@ from kerasft._src.stages import resolve_layers
 from kerasft._src.stages import stages
 from kerasft._src.validation import check_int
 from kerasft._src.validation import check_number
+from kerasft._src.validation import check_path
+from kerasft._src.validation import reading
 
 _LORA_TYPES = (
     keras.layers.Dense,
@@ -58,7 +59,10 @@ def _head_layers(model, head) -> list:
         if any(s.name == HEAD for s in stages(model)):
             return resolve_layers(model, HEAD)
         return []
-    return resolve_layers(model, head)
+    try:
+        return resolve_layers(model, head)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"Bad `head`: {error}") from error
 
 
 def _set_variables(model, train_leaves, keep) -> None:
@@ -264,14 +268,13 @@ def bitfit(model: keras.Model, *, head: Any = "auto") -> list:
 
 
 def _check_npz(filepath):
-    if not isinstance(filepath, (str, os.PathLike)) or not os.fspath(
-        filepath
-    ).endswith(".npz"):
+    filepath = check_path("filepath", filepath)
+    if not filepath.endswith(".npz"):
         raise ValueError(
             "`filepath` must be a path ending in '.npz'. "
             f"Received: filepath={filepath!r}"
         )
-    return os.fspath(filepath)
+    return filepath
 
 
 def save_adapter_weights(model: keras.Model, filepath: str) -> list:
@@ -339,15 +342,18 @@ def load_adapter_weights(model: keras.Model, filepath: str) -> list:
         The list of variable paths loaded.
 
     Raises:
-        ValueError: if the file holds a path the model lacks (LoRA not
-            enabled on the same layers, for instance) or an array whose
-            shape differs; nothing is assigned then.
+        FileNotFoundError: if `filepath` does not exist.
+        ValueError: if the file is not a readable `.npz` archive, or holds
+            a path the model lacks (LoRA not enabled on the same layers, for
+            instance) or an array whose shape differs; nothing is assigned
+            then.
     """
     filepath = _check_npz(filepath)
     _check_model(model)
     by_path = {v.path: v for v in model.weights}
-    with np.load(filepath) as data:
-        arrays = {key: data[key] for key in data.files}
+    with reading("filepath", filepath, "an .npz archive of adapter weights"):
+        with np.load(filepath) as data:
+            arrays = {key: data[key] for key in data.files}
     missing = sorted(k for k in arrays if k not in by_path)
     if missing:
         raise ValueError(

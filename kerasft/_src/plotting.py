@@ -26,6 +26,7 @@ import numpy as np
 from kerasft._src.validation import check_int
 from kerasft._src.validation import check_number
 from kerasft._src.validation import check_path
+from kerasft._src.validation import check_type
 
 PIP_COMMAND = "pip install matplotlib"
 
@@ -120,6 +121,7 @@ def plot_learning_rates(
         ImportError: if matplotlib is not installed.
     """
     xs = _check_steps(steps)
+    check_type("title", title, str, "a str", allow_none=True)
     if stage_factors is not None:
         stage_factors = _check_stage_factors(stage_factors)
     lines = _rate_lines(optimizer_or_schedules, stage_factors)
@@ -194,12 +196,14 @@ def plot_history(
         The path of the PNG file, as a str.
 
     Raises:
-        TypeError: if `history` is not a History or a dict of sequences.
+        TypeError: if `history` is not a History or a dict of sequences,
+            or `title` is not a str or None.
         ValueError: if `history` is empty, has lists of different lengths,
             or has no loss, accuracy or learning-rate key.
         ImportError: if matplotlib is not installed.
     """
     data = _check_history(history)
+    check_type("title", title, str, "a str", allow_none=True)
     marks = _events(events, unit="epoch")
     path = _check_path(path)
     keys = list(data)

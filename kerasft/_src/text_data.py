@@ -40,6 +40,8 @@ from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.validation import check_bool
 from kerasft._src.validation import check_int
 from kerasft._src.validation import check_number
+from kerasft._src.validation import check_path
+from kerasft._src.validation import check_type
 
 ROTTEN_TOMATOES_DIRNAME = "rotten_tomatoes"
 ROTTEN_TOMATOES_ASSET = "rotten_tomatoes"  # its name in `kerasft.assets`
@@ -142,6 +144,7 @@ _provision_rotten_tomatoes = registry.register_extracted(
 
 
 def _rows(cache_dir, provision):
+    check_path("cache_dir", cache_dir, allow_none=True)
     check_bool("provision", provision)
     if provision:
         path = provision_rotten_tomatoes(cache_dir)
@@ -198,7 +201,10 @@ def load_rotten_tomatoes(
         numpy arrays.
 
     Raises:
-        ValueError: for a `test_fraction` outside (0, 1).
+        ValueError: for a `test_fraction` outside (0, 1) or a negative
+            `seed`.
+        TypeError: for a `seed`, `cache_dir` or `provision` of the wrong
+            type.
         FileNotFoundError: with `provision=False` and no corpus file.
         kerasft.assets.AssetError: if provisioning fails.
     """
@@ -210,6 +216,7 @@ def load_rotten_tomatoes(
         min_inclusive=False,
         max_inclusive=False,
     )
+    check_int("seed", seed, minimum=0)
     labels = collections.defaultdict(set)
     order = []
     for row in _rows(cache_dir, provision):
@@ -299,6 +306,17 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+def _check_texts(texts) -> list:
+    """A list of the texts, after checking each is a str."""
+    what = "an iterable of str (not one str)"
+    if isinstance(texts, str) or not isinstance(texts, Iterable):
+        raise TypeError(f"`texts` must be {what}. Received: texts={texts!r}")
+    texts = list(texts)
+    for text in texts:
+        check_type("texts", text, str, what)
+    return texts
+
+
 def build_vocabulary(
     texts: Iterable[str],
     *,
@@ -330,12 +348,13 @@ def build_vocabulary(
 
     Raises:
         ValueError: for `max_tokens` < 3 or `min_count` < 1.
-        TypeError: if a text is not a str, or `max_tokens` or `min_count`
-            is not an int.
+        TypeError: if `texts` is one str or holds something else than
+            str, or `max_tokens` or `min_count` is not an int.
     """
     # Two special tokens and at least one word.
     check_int("max_tokens", max_tokens, minimum=3, allow_none=True)
     check_int("min_count", min_count, minimum=1)
+    texts = _check_texts(texts)
     counts = collections.Counter()
     for text in texts:
         counts.update(tokenize(text))
@@ -378,11 +397,12 @@ def encode(
     Raises:
         ValueError: for `sequence_length` < 1 or a vocabulary without the
             special tokens at ids 0 and 1.
-        TypeError: if `sequence_length` is not an int or None.
+        TypeError: for `texts` that are not str, a `vocabulary` that is
+            not a list, or a `sequence_length` that is not an int.
     """
-    if isinstance(texts, str):
-        texts = [texts]
+    texts = [texts] if isinstance(texts, str) else _check_texts(texts)
     check_int("sequence_length", sequence_length, minimum=1, allow_none=True)
+    check_type("vocabulary", vocabulary, (list, tuple), "a list of str")
     if list(vocabulary[:2]) != [PAD_TOKEN, OOV_TOKEN]:
         raise ValueError(
             f"`vocabulary` must start with the padding token {PAD_TOKEN!r} "

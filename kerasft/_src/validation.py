@@ -13,12 +13,16 @@ number check. Every check returns the value in its plain Python form
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import numbers
 import os
+import pickle
+import zipfile
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -175,6 +179,10 @@ def check_type(
     return value
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _as_tuple(types) -> tuple:
     return types if isinstance(types, tuple) else (types,)
 
@@ -228,6 +236,24 @@ def check_path(name: str, value: Any, *, allow_none: bool = False) -> Any:
             f"{_received(name, value)}"
         )
     return path
+
+
+def check_shape(name: str, value: Any, rank: int) -> tuple:
+    """Checks a shape argument such as `input_shape`: `rank` sizes > 0.
+
+    `None` is accepted for a size (any length).
+
+    Raises:
+        TypeError: `value` is not a tuple or list.
+        ValueError: it has another length, or a size that is not an int > 0.
+    """
+    what = f"a tuple of {rank} sizes (ints > 0 or None)"
+    check_type(name, value, (tuple, list), what)
+    if len(value) != rank or not all(
+        d is None or (_is_int(d) and d > 0) for d in value
+    ):
+        raise ValueError(f"`{name}` must be {what}. {_received(name, value)}")
+    return tuple(value)
 
 
 def check_dropout(name: str, value: Any) -> float:
@@ -292,3 +318,65 @@ def check_model(
             f"{getattr(model, 'compiled', False)}, optimizer={optimizer!r})"
         )
     return model
+
+
+def check_hdf5(name: str, path: str) -> str:
+    """Checks that `path` is a readable HDF5 file (`.h5`, `.weights.h5`).
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: it is empty, truncated or not an HDF5 file.
+    """
+    import h5py
+
+    with reading(name, path, "an HDF5 weights file"):
+        with h5py.File(path, "r"):
+            pass
+    return path
+
+
+# What readers (numpy, h5py, json, safetensors headers) raise on a file that
+# is empty, truncated or not of the expected format.
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+)
+
+
+@contextlib.contextmanager
+def reading(name: str, path: str, what: str) -> Iterator[None]:
+    """Names the file when reading it fails: missing, empty or corrupt.
+
+    Wrap only the read itself, so that the caller's own checks on what was
+    read keep their messages.
+
+    Example:
+
+    ```python
+    with reading("filepath", filepath, "an .npz archive"):
+        data = dict(np.load(filepath))
+    ```
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: the reader failed; the message names the file, what it
+            should be and the reader's error.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No such file: {path!r} (expected {what}). {_received(name, path)}"
+        )
+    try:
+        yield
+    except _READ_ERRORS as error:
+        raise ValueError(
+            f"Cannot read {path!r} as {what}: the file is empty, truncated "
+            f"or of another format ({type(error).__name__}: {error}). "
+            f"{_received(name, path)}"
+        ) from error

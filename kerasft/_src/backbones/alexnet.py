@@ -8,6 +8,14 @@ import keras
 import numpy as np
 
 from kerasft._src.backbones.preprocessing import ImagePreprocessing
+from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_dropout
+from kerasft._src.validation import check_hdf5
+from kerasft._src.validation import check_int
+from kerasft._src.validation import check_model
+from kerasft._src.validation import check_path
+from kerasft._src.validation import check_shape
+from kerasft._src.validation import reading
 
 # (layer, torchvision key prefix, kind)
 _TORCHVISION_KEYS = (
@@ -71,8 +79,15 @@ def AlexNet(
 
     Raises:
         ValueError: for a weights file that does not exist, has an unknown
-            format, or does not match the architecture.
+            format, cannot be read, or does not match the architecture, or
+            for `classes`, `dropout` or `input_shape` out of range.
+        TypeError: for `input_shape`, `include_top`, `classes` or
+            `dropout` of the wrong type.
     """
+    input_shape = check_shape("input_shape", input_shape, 3)
+    check_bool("include_top", include_top)
+    check_int("classes", classes, minimum=1)
+    check_dropout("dropout", dropout)
     if weights is not None and not (
         isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)
     ):
@@ -81,8 +96,10 @@ def AlexNet(
             "(.weights.h5, .npz or .safetensors); AlexNet has no "
             f"downloadable weights. Received: weights={weights!r}"
         )
+    if weights is not None:
+        _check_format("weights", os.fspath(weights))
     layers = keras.layers
-    inputs = keras.Input(shape=tuple(input_shape), name="pixels")
+    inputs = keras.Input(shape=input_shape, name="pixels")
     x = ImagePreprocessing("torch", name="preprocessing")(inputs)
     x = layers.ZeroPadding2D(2, name="conv1_pad")(x)
     x = layers.Conv2D(64, 11, strides=4, activation="relu", name="conv1")(x)
@@ -115,24 +132,37 @@ def AlexNet(
 
 
 def _read_state_dict(path):
-    path = os.fspath(path)
+    """Reads an .npz or .safetensors state dict (`_check_format` passed)."""
     if path.endswith(".npz"):
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
-    if path.endswith(".safetensors"):
+        with reading("path", path, "an .npz state dict"):
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+    try:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+    except ImportError as error:
+        raise ImportError(
+            "Reading .safetensors needs the `safetensors` package: "
+            "`pip install safetensors`."
+        ) from error
+    with reading("path", path, "a .safetensors state dict"):
         try:
-            from safetensors.numpy import load_file
-        except ImportError as error:
-            raise ImportError(
-                "Reading .safetensors needs the `safetensors` package: "
-                "`pip install safetensors`."
-            ) from error
-        return load_file(path)
-    raise ValueError(
-        "Unknown AlexNet weights format. Allowed: .weights.h5 (Keras), "
-        ".npz or .safetensors (torchvision state dict). "
-        f"Received: weights={path!r}"
-    )
+            return load_file(path)
+        except SafetensorError as error:
+            raise ValueError(str(error)) from error
+
+
+_FORMATS = (".weights.h5", ".npz", ".safetensors")
+
+
+def _check_format(name, path):
+    if not path.endswith(_FORMATS):
+        raise ValueError(
+            "Unknown AlexNet weights format. Allowed: .weights.h5 (Keras), "
+            ".npz or .safetensors (torchvision state dict). "
+            f"Received: {name}={path!r}"
+        )
+    return path
 
 
 def load_alexnet_weights(model: keras.Model, path: str) -> None:
@@ -146,13 +176,18 @@ def load_alexnet_weights(model: keras.Model, path: str) -> None:
             channels-first flattening).
 
     Raises:
-        ValueError: for an unknown format or shapes that do not match.
+        FileNotFoundError: for a file that does not exist.
+        ValueError: for an unknown format, a file that cannot be read
+            (empty, truncated, corrupt) or shapes that do not match.
+        TypeError: for a `model` or `path` of the wrong type.
     """
-    path = os.fspath(path)
+    check_model(model)
+    path = _check_format("path", check_path("path", path))
     if path.endswith(".weights.h5"):
-        model.load_weights(path)
+        model.load_weights(check_hdf5("path", path))
         return
     state = _read_state_dict(path)
+    pending = []  # assigned once every layer checked out: all or nothing
     for layer_name, key, kind in _TORCHVISION_KEYS:
         missing = [
             k for k in (f"{key}.weight", f"{key}.bias") if k not in state
@@ -195,4 +230,6 @@ def load_alexnet_weights(model: keras.Model, path: str) -> None:
                 f"Layer '{layer_name}' expects a kernel of shape {expected}, "
                 f"the file gives {kernel.shape}. Received: weights={path!r}"
             )
-        layer.set_weights([kernel, bias])
+        pending.append((layer, [kernel, bias]))
+    for layer, values in pending:
+        layer.set_weights(values)

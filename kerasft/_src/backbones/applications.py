@@ -10,6 +10,8 @@ import keras
 
 from kerasft._src.backbones.preprocessing import ImagePreprocessing
 from kerasft._src.stages import stage_maps
+from kerasft._src.validation import check_hdf5
+from kerasft._src.validation import check_shape
 
 # Preprocessing mode of each keras.applications model (what its own
 # `preprocess_input` does): the families with a stage map keep theirs in
@@ -69,6 +71,8 @@ def _check_weights(weights):
             f"weights file; no file exists at that path. "
             f"Received: weights={weights!r}"
         )
+    if weights.endswith(".h5"):
+        check_hdf5("weights", weights)
     return weights
 
 
@@ -145,13 +149,9 @@ def from_application(
             f"`pooling` must be one of {list(_POOLING)}. "
             f"Received: pooling={pooling!r}"
         )
-    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
-        raise ValueError(
-            "`input_shape` must be a tuple (height, width, channels). "
-            f"Received: input_shape={input_shape!r}"
-        )
+    # (height, width, channels)
+    input_shape = check_shape("input_shape", input_shape, 3)
     weights = _check_weights(weights)
-    input_shape = tuple(input_shape)
 
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = ImagePreprocessing(preprocessing, name="preprocessing")(inputs)

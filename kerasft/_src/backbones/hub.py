@@ -36,6 +36,7 @@ keras-hub's Hugging Face loader reads safetensors files with the
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -48,7 +49,10 @@ from kerasft._src.assets.archive import SourceFile
 from kerasft._src.assets.fetch import pinned
 from kerasft._src.assets.paths import resolve_cache_dir
 from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_hdf5
 from kerasft._src.validation import check_int
+from kerasft._src.validation import check_type
+from kerasft._src.validation import reading
 
 MINILM_DIRNAME = "all-minilm-l6-v2"
 MINILM_ASSET = "all_minilm_l6_v2"  # its name in `kerasft.assets`
@@ -223,6 +227,7 @@ def _check_preset(preset_or_dir: Any) -> str:
                 "`kerasft.backbones.minilm_dir()`. "
                 f"Received: preset_or_dir={preset!r}"
             )
+        _check_preset_files(folder)
         return folder
     keras_hub = _keras_hub()
     known = set(keras_hub.models.Backbone.presets)
@@ -240,6 +245,55 @@ def _check_preset(preset_or_dir: Any) -> str:
             f"Received: preset_or_dir={preset!r}"
         )
     return preset
+
+
+def _check_preset_files(folder: str) -> None:
+    """Reads the headers of a preset folder's files before keras-hub does.
+
+    keras-hub's errors for a broken file (a bare JSONDecodeError, a
+    SafetensorError, an OSError) do not say which file is broken.
+    """
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.endswith(".json"):
+            with reading("preset_or_dir", path, "a JSON file"):
+                with open(path, "rb") as f:
+                    json.loads(f.read())
+        elif name.endswith(".safetensors"):
+            _check_safetensors(path)
+        elif name.endswith(".h5"):
+            check_hdf5("preset_or_dir", path)
+
+
+def _check_safetensors(path: str) -> None:
+    """Checks the header of a safetensors file and that no data is cut off.
+
+    The format: an 8-byte little-endian header length, a JSON header
+    giving each tensor's `data_offsets`, then the data.
+    """
+    size = os.path.getsize(path)
+    with reading("preset_or_dir", path, "a safetensors file"):
+        with open(path, "rb") as f:
+            head = f.read(8)
+            length = int.from_bytes(head, "little")
+            if len(head) < 8 or length > size - 8:
+                raise ValueError(
+                    f"header length {length} for a file of {size} bytes"
+                )
+            header = json.loads(f.read(length))
+        end = max(
+            (
+                entry["data_offsets"][1]
+                for key, entry in header.items()
+                if key != "__metadata__"
+            ),
+            default=0,
+        )
+        if 8 + length + end > size:
+            raise ValueError(
+                f"the tensors end at byte {8 + length + end}, the file has "
+                f"{size}"
+            )
 
 
 def use_exact_gelu(model: keras.Layer) -> list:
@@ -269,9 +323,11 @@ def use_exact_gelu(model: keras.Layer) -> list:
         The list of dense layers whose activation was changed.
 
     Raises:
+        TypeError: if `model` is not a keras.Layer.
         ValueError: if the model has no `feedforward_intermediate_dense`
             layer.
     """
+    check_type("model", model, keras.Layer, "a keras.Layer")
     changed = []
     for layer in walk.sublayers(model):
         if layer.name != "feedforward_intermediate_dense":
@@ -367,7 +423,8 @@ def exact_gelu_backbone(backbone: keras.Model) -> keras.Model:
         raise TypeError(
             "`exact_gelu_backbone` copies keras-hub BERT backbones "
             "(`keras_hub.models.BertBackbone`). "
-            f"Received: backbone of type {type(backbone).__name__}"
+            f"Received: backbone={backbone!r} of type "
+            f"{type(backbone).__name__}"
         )
     cls = _exact_gelu_bert_class()
     if isinstance(backbone, cls):
@@ -417,11 +474,15 @@ def load_hub_backbone(
 
     Raises:
         ImportError: if keras-hub is not installed.
-        ValueError: for a folder that does not exist or an unknown preset
-            name (with how to load offline).
-        TypeError: for a `preset_or_dir` or `exact_gelu` of the wrong type.
+        ValueError: for a folder that does not exist, a folder with a
+            JSON, safetensors or HDF5 file that cannot be read (the message
+            names it), or an unknown preset name (with how to load
+            offline).
+        TypeError: for a `preset_or_dir`, `exact_gelu` or `load_weights`
+            of the wrong type.
     """
     check_bool("exact_gelu", exact_gelu)
+    check_bool("load_weights", load_weights)
     preset = _check_preset(preset_or_dir)
     keras_hub = _keras_hub()
     backbone = keras_hub.models.Backbone.from_preset(
@@ -461,7 +522,8 @@ def load_hub_tokenizer(
 
     Raises:
         ImportError: if keras-hub is not installed.
-        ValueError: for a folder that does not exist or an unknown preset.
+        ValueError: for a folder that does not exist or holds a file
+            that cannot be read, or an unknown preset.
     """
     check_bool("strip_accents", strip_accents)
     preset = _check_preset(preset_or_dir)
@@ -520,11 +582,16 @@ def load_hub_text_classifier(
 
     Raises:
         ImportError: if keras-hub is not installed.
-        ValueError: for a folder that does not exist, an unknown preset, or
-            `num_classes` < 1.
+        ValueError: for a folder that does not exist or holds a file
+            that cannot be read, an unknown preset, `num_classes` < 1 or
+            `sequence_length` < 1.
+        TypeError: for an argument of the wrong type.
     """
     check_int("num_classes", num_classes, minimum=1)
+    check_int("sequence_length", sequence_length, minimum=1, allow_none=True)
     check_bool("exact_gelu", exact_gelu)
+    check_bool("strip_accents", strip_accents)
+    check_bool("load_weights", load_weights)
     preset = _check_preset(preset_or_dir)
     keras_hub = _keras_hub()
     tokenizer = load_hub_tokenizer(preset, strip_accents=strip_accents)

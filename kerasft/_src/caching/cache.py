@@ -26,6 +26,7 @@ from kerasft._src.caching.store import FeatureStore
 from kerasft._src.caching.store import SpillFolders
 from kerasft._src.validation import check_int
 from kerasft._src.validation import check_model
+from kerasft._src.validation import check_type
 from kerasft._src.walk import leaf_layers
 
 DEFAULT_MEMORY_BUDGET = 2**30  # 1 GiB
@@ -55,7 +56,7 @@ class _StopTraining(keras.callbacks.Callback):
 
 
 def _check_budget(memory_budget):
-    # Bytes of features kept in memory; beyond it they go to a memmap file.
+    # Bytes of features kept in memory; beyond it they go to memmap files.
     check_int("memory_budget", memory_budget, minimum=0)
 
 
@@ -75,6 +76,24 @@ def _check_schedule_callbacks(callbacks):
                 "frozen part changes), or train with `model.fit`. "
                 f"Received: callbacks containing {cb!r}"
             )
+
+
+def _check_callbacks(callbacks):
+    check_type(
+        "callbacks",
+        callbacks,
+        (list, tuple),
+        "a list of keras.callbacks.Callback",
+        allow_none=True,
+    )
+    for callback in callbacks or []:
+        check_type(
+            "callbacks",
+            callback,
+            keras.callbacks.Callback,
+            "a list of keras.callbacks.Callback",
+        )
+    return list(callbacks or [])
 
 
 def _check_fit_args(model, x, y, callbacks, fit_kwargs):
@@ -141,9 +160,9 @@ class FeatureCache:
         nbytes: int. Size of the last training features in bytes.
 
     Raises:
-        TypeError: for a model that is not functional, or a `cache_dir`
-            that is not a path.
-        ValueError: for a `memory_budget` that is not an int >= 0.
+        TypeError: for a model that is not functional, a `cache_dir`
+            that is not a path, or a `memory_budget` that is not an int.
+        ValueError: for a negative `memory_budget`.
     """
 
     def __init__(
@@ -346,7 +365,9 @@ class FeatureCache:
     ) -> keras.callbacks.History:
         """Trains `model` on cached features; see `kerasft.cached_fit`."""
         self._check_open()
-        callbacks = list(callbacks or [])
+        check_int("batch_size", batch_size, minimum=1, allow_none=True)
+        check_int("epochs", epochs, minimum=0)
+        callbacks = _check_callbacks(callbacks)
         _check_fit_args(self.model, x, y, callbacks, fit_kwargs)
         self._refresh()
         if self._split is None:
@@ -545,12 +566,14 @@ def cached_fit(
         A `keras.callbacks.History`.
 
     Raises:
-        TypeError: for a model that is not functional.
+        TypeError: for a model that is not functional, or a `batch_size`,
+            `epochs`, `callbacks` or `memory_budget` of the wrong type.
         ValueError: for an uncompiled model, a model where nothing trains,
             training-time randomness or a BatchNormalization layer in
             training mode below the first trainable stage, an
-            `UnfreezeSchedule`/`FreezeUntil` callback, or a bad
-            `memory_budget`.
+            `UnfreezeSchedule`/`FreezeUntil` callback, or a
+            `batch_size`, `epochs` or `memory_budget` out of range (checked
+            before any feature is computed).
     """
     fit_args = dict(
         batch_size=batch_size,

@@ -20,6 +20,7 @@ from kerasft._src import keras_internals
 from kerasft._src.freezing import _effective_state
 from kerasft._src.stages import stages as model_stages
 from kerasft._src.walk import leaf_layers
+from kerasft._src.walk import sublayers
 
 _RANDOM_CLASSES = (
     keras.layers.Dropout,
@@ -40,6 +41,14 @@ def _is_random(layer) -> bool:
     return keras_internals.holds_seed_generator(layer)
 
 
+def _random_sublayer(layer):
+    """`layer`, or a layer it holds, that is random at training time."""
+    # A layer holding random layers (a `kerasft.augment.Augmentation`, a
+    # `keras.layers.Pipeline`, a Transformer block with Dropout) is random
+    # too, though it is a leaf of the model.
+    return next((x for x in sublayers(layer) if _is_random(x)), None)
+
+
 def _training_time_issue(layer, effective) -> str | None:
     """Why `layer` behaves differently in training, or None."""
     if isinstance(layer, keras.layers.BatchNormalization):
@@ -49,8 +58,14 @@ def _training_time_issue(layer, effective) -> str | None:
                 "fit uses batch statistics and updates its moving averages)"
             )
         return None
-    if _is_random(layer):
+    random = _random_sublayer(layer)
+    if random is layer:
         return f"{type(layer).__name__} (random at training time)"
+    if random is not None:
+        return (
+            f"{type(layer).__name__} holding {type(random).__name__} "
+            f"'{random.name}' (random at training time)"
+        )
     return None
 
 

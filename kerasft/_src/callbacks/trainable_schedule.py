@@ -40,6 +40,7 @@ from kerasft._src.optimizers import rebuild
 from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as model_stages
 from kerasft._src.validation import check_model
+from kerasft._src.validation import check_type
 
 UNITS = ("epoch", "step")
 
@@ -133,9 +134,11 @@ def check_schedule(schedule: Any, unit: str) -> list[tuple[int, Spec]]:
 
 
 def check_verbose(verbose: Any) -> None:
-    if isinstance(verbose, bool) or verbose in (0, 1):
-        return
-    raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
+    check_type("verbose", verbose, (int, np.integer), "0 or 1")  # or a bool
+    if verbose not in (0, 1):
+        raise ValueError(
+            f"`verbose` must be 0 or 1. Received: verbose={verbose!r}"
+        )
 
 
 class TrainableSchedule(keras.callbacks.Callback):
@@ -168,10 +171,10 @@ class TrainableSchedule(keras.callbacks.Callback):
         self.bn = bn
         self.verbose = int(verbose)
         self._builder = builder
-        self.schedule = None if schedule is None else dict(schedule)
         self._entries = (
             None if schedule is None else check_schedule(schedule, unit)
         )
+        self.schedule = None if schedule is None else dict(schedule)
         self.changes = []
         self._applied = -1
         self._started = False

@@ -60,7 +60,7 @@ def layerwise_decay(model: keras.Model, decay: float = 0.8) -> dict:
         A dict `{stage_name: factor}` in model order.
 
     Raises:
-        ValueError: if `decay` is outside (0, 1].
+        ValueError: if `decay` is outside (0, 1], NaN or infinite.
         TypeError: if `decay` is not a number.
     """
     check_number("decay", decay, minimum=0, maximum=1, min_inclusive=False)
@@ -93,10 +93,12 @@ def lr_range(model: keras.Model, low: float, high: float) -> dict:
         A dict `{stage_name: factor}` with factors `rate / high`.
 
     Raises:
-        ValueError: if `low` or `high` is not > 0, or `low > high`.
+        ValueError: if `low` or `high` is not a finite number > 0, or
+            `low > high`.
+        TypeError: if `low` or `high` is not a number.
     """
-    low = _check_factor("low", low)
-    high = _check_factor("high", high)
+    low = check_number("low", low, minimum=0, min_inclusive=False)
+    high = check_number("high", high, minimum=0, min_inclusive=False)
     if low > high:
         raise ValueError(
             f"`low` must be <= `high`. Received: low={low}, high={high}"
@@ -326,8 +328,14 @@ def discriminative(
     stage_factors = {s.name: 1.0 for s in list_stages(model)}
     assigned = {}
     for target, factor in factors.items():
-        factor = _check_factor(target, factor)
-        for stage in resolve_stages(model, target):
+        factor = check_number(
+            f"factors[{target!r}]", factor, minimum=0, min_inclusive=False
+        )
+        try:
+            targeted = resolve_stages(model, target)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"Bad stage in `factors`: {error}") from error
+        for stage in targeted:
             if stage.name in assigned and assigned[stage.name] != factor:
                 raise ValueError(
                     f"Stage {stage.name!r} was given two different factors. "

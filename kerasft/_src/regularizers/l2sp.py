@@ -151,7 +151,7 @@ class L2SP(StagePenalty):
             target = [n for n in names if n != HEAD]
         else:
             target = self.pretrained
-        pretrained = stage_variables(model, target)
+        pretrained = stage_variables(model, target, "pretrained")
         pretrained_ids = {id(v) for v in pretrained}
         others = [
             v

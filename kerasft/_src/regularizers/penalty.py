@@ -28,6 +28,7 @@ from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as list_stages
 from kerasft._src.validation import check_model
 from kerasft._src.validation import check_number
+from kerasft._src.validation import check_type
 
 
 def check_strength(name: str, value: Any) -> float:
@@ -50,11 +51,19 @@ def check_target(name: str, target: Any) -> None:
     )
 
 
-def stage_variables(model: keras.Model, target: Target | None) -> list:
-    """The variables of the target stages (every stage for `None`), once."""
+def stage_variables(
+    model: keras.Model, target: Target | None, name: str = "target"
+) -> list:
+    """The variables of the target stages (every stage for `None`), once.
+
+    `name` is the argument `target` came from, for the error message.
+    """
     chosen = list_stages(model) if target is None else None
     if chosen is None:
-        chosen = resolve_stages(model, target)
+        try:
+            chosen = resolve_stages(model, target)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"Bad `{name}`: {error}") from error
     seen, out = set(), []
     for stage in chosen:
         for v in stage.variables:
@@ -220,6 +229,7 @@ class StagePenalty:
             raise ValueError(
                 f"`name` must be a non-empty string. Received: name={name!r}"
             )
+        check_type("strengths", strengths, dict, "a dict {name: strength}")
         self.name = name
         self._strengths = {
             key: check_strength(key, value) for key, value in strengths.items()
