@@ -530,14 +530,10 @@ def test_missing_tensorflow_names_pip_command(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_kerasft_backbone_classifier_exports(tmp_path):
-    try:
-        backbones = importlib.import_module("kerasft.backbones")
-        models = importlib.import_module("kerasft.models")
-        mobilenet = backbones.MobileNet
-        build_classifier = models.build_classifier
-    except (ImportError, AttributeError) as error:
-        pytest.skip(f"kerasft backbones/models not available: {error}")
-    backbone = mobilenet(weights=None, input_shape=(32, 32, 3))
+    from kerasft import build_classifier
+    from kerasft.backbones import MobileNet
+
+    backbone = MobileNet(weights=None, input_shape=(32, 32, 3))
     model = build_classifier(backbone, 3)
     path = Path(tf_serving(model, tmp_path, "mobilenet"))
     signature = read_signature(path)
