@@ -515,17 +515,29 @@ def test_models_config_tf_serving_would_refuse_is_left_alone(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models.config"]
 
 
-def test_missing_tensorflow_names_pip_command(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "module, package",
+    [
+        ("tensorflow", "TensorFlow"),
+        ("tensorflow_serving", "tensorflow-serving-api"),
+    ],
+)
+def test_missing_dependency_names_pip_command(
+    tmp_path, monkeypatch, module, package
+):
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name, *args, **kwargs):
-        if name == "tensorflow":
+        if name == module:
             return None
         return real_find_spec(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    with pytest.raises(ImportError, match=r'pip install "kerasft\[tensorflow'):
+    with pytest.raises(
+        ImportError, match=rf'needs {package}, .*"kerasft\[tensorflow\]"'
+    ):
         tf_serving(tiny_model(), tmp_path, "m")
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from bare subprocesses.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -56,6 +57,9 @@ _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
 # exclude each other too; on file systems that emulate it with POSIX locks
 # (NFS) they would not, hence this lock as well.
 _THREAD_LOCK = threading.Lock()
+# The errors of a lock held by another process: flock's EWOULDBLOCK, and
+# msvcrt's EACCES or EDEADLOCK.
+_HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK}
 
 try:
     import fcntl
@@ -94,7 +98,7 @@ def locked(base_dir: Path, timeout: float):
 
 def _lock_timeout(path: Path, timeout: float) -> RuntimeError:
     return RuntimeError(
-        f"Another process held the lock {path} for more than {timeout} s. "
+        f"Another export held the lock {path} for more than {timeout} s. "
         "Exports hold it only for a moment; check for a process stuck on "
         "this folder."
     )
@@ -107,8 +111,10 @@ def _try_lock(fd: int) -> bool:
         else:
             os.lseek(fd, 0, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError:  # held by another process (EWOULDBLOCK, EACCES)
-        return False
+    except OSError as error:
+        if error.errno in _HELD:
+            return False
+        raise  # a file system without locks: say so, do not wait
     return True
 
 
