@@ -33,7 +33,7 @@ def test_summary_subcommand(tmp_path, capsys):
 def test_summary_of_missing_file(tmp_path, capsys):
     path = os.path.join(tmp_path, "missing.keras")
     assert cli.main(["summary", path]) == 2
-    assert "cannot load" in capsys.readouterr().out
+    assert "No such file" in capsys.readouterr().err
 
 
 def test_help_lists_subcommands(capsys):

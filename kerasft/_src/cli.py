@@ -58,14 +58,14 @@ _FLAG_ONLY = {"out": "Default: runs/finetune-YYYYmmdd-HHMMSS."}
 
 
 def _summary(args) -> int:
-    import keras
-
     import kerasft
+    from kerasft._src.model_files import load_model_file
 
     try:
-        model = keras.saving.load_model(args.model, compile=False)
-    except (OSError, ValueError) as error:
-        print(f"kerasft summary: cannot load {args.model!r}: {error}")
+        model = load_model_file(args.model, suffixes=(".keras", ".h5", ".hdf5"))
+    except (OSError, ValueError, TypeError) as error:
+        message = " ".join(str(error).split())
+        print(f"kerasft summary: error: {message}", file=sys.stderr)
         return 2
     kerasft.summary(model)
     return 0

@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,12 +26,19 @@ from kerasft.export import tf_serving
 
 tf_serving_module = importlib.import_module("kerasft._src.export.tf_serving")
 
+# An entry with the fields kerasft does not set, which an update keeps.
 OTHER_ENTRY = """\
 config {
-    name: "other"  # kept verbatim
+    name: "other"  # a comment
     base_path: "/srv/other"
     model_platform: "tensorflow"
     model_version_policy { specific { versions: 3 versions: 4 } }
+    version_labels { key: "stable" value: 3 }
+    version_labels { key: "canary" value: 4 }
+    logging_config {
+      sampling_config { sampling_rate: 0.25 }
+      log_collector_config { type: "file" filename_prefix: "/logs/other" }
+    }
   }"""
 
 
@@ -82,6 +90,24 @@ def trained_tiny_model():
     y = rng.integers(0, 3, (8,))
     model.fit(x, y, epochs=1, batch_size=4, verbose=0)
     return model
+
+
+def parse_config(text):
+    """The entries of a models.config text, by name."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse(text, config)
+    return {entry.name: entry for entry in config.model_config_list.config}
+
+
+def read_config(path):
+    return parse_config(Path(path).read_text())
+
+
+def other_entry():
+    return parse_config(f"model_config_list {{ {OTHER_ENTRY} }}")["other"]
 
 
 def read_signature(version_dir):
@@ -241,11 +267,14 @@ def test_grpc_predict_request_matches_signature(exported):
 
 
 def test_models_config_keeps_other_entries(exported):
-    text = (exported["base_dir"] / "models.config").read_text()
-    assert OTHER_ENTRY in text
-    tiny_dir = exported["base_dir"].resolve() / "tiny"
-    assert f'name: "tiny"\n    base_path: "{tiny_dir}"' in text
-    assert text.count("config {") == 2
+    entries = read_config(exported["base_dir"] / "models.config")
+    assert sorted(entries) == ["other", "tiny"]
+    # Every field of the other entry survives, to the last label.
+    assert entries["other"] == other_entry()
+    assert entries["tiny"].base_path == os.fspath(
+        exported["base_dir"].resolve() / "tiny"
+    )
+    assert entries["tiny"].model_platform == "tensorflow"
 
 
 def test_refuses_existing_version(exported):
@@ -266,7 +295,7 @@ def test_failed_overwrite_leaves_version_untouched(exported, monkeypatch):
     def failing_write(command, spec, work, timeout):
         # A worker that dies half-way through writing the SavedModel.
         partial = Path(spec["export_dir"])
-        partial.mkdir(parents=True)
+        partial.mkdir(parents=True, exist_ok=True)
         (partial / "saved_model.pb").write_bytes(b"partial")
         raise RuntimeError("simulated export failure")
 
@@ -310,9 +339,9 @@ def test_cli_exports_keras_file(exported, capsys):
     version_dir = base_dir.resolve() / "tiny_cli" / "7"
     assert out.strip() == os.fspath(version_dir)
     assert (version_dir / "saved_model.pb").is_file()
-    text = (base_dir / "models.config").read_text()
-    assert 'base_path: "/models/tiny_cli"' in text
-    assert OTHER_ENTRY in text and 'name: "tiny"' in text
+    entries = read_config(base_dir / "models.config")
+    assert entries["tiny_cli"].base_path == "/models/tiny_cli"
+    assert entries["other"] == other_entry() and "tiny" in entries
 
     code = export_main(
         [
@@ -421,37 +450,102 @@ def test_argument_validation(tmp_path):
         tf_serving(model, tmp_path, "m", sample_inputs={"x": np.ones(1)})
 
 
-def test_unreadable_models_config_is_left_alone(tmp_path):
-    (tmp_path / "models.config").write_text("not a config\n")
-    with pytest.raises(ValueError, match="model_config_list"):
+def test_paths_checked_before_anything_is_written(tmp_path):
+    model = tiny_model()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="a_file is a file"):
+        tf_serving(model, a_file, "m")
+    with pytest.raises(ValueError, match="a_file is a file"):
+        tf_serving(model, a_file / "serving", "m")
+    with pytest.raises(ValueError, match="at most 255 .*300 characters"):
+        tf_serving(model, tmp_path / "serving", "m" * 300)
+    with pytest.raises(ValueError, match="folder name longer than"):
+        tf_serving(model, tmp_path / ("d" * 300) / "serving", "m")
+    base_dir = tmp_path / "serving"
+    (base_dir / "models.config").mkdir(parents=True)
+    with pytest.raises(ValueError, match="models.config must be a file"):
+        tf_serving(model, base_dir, "m")
+    (base_dir / "models.config").rmdir()
+    (base_dir / "m").write_text("x")
+    with pytest.raises(ValueError, match="m must be a folder"):
+        tf_serving(model, base_dir, "m")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "a_file",
+        "m",
+        "serving",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("not a config\n", r"line 1, column 1: .*no field named \"not\""),
+        (
+            'model_config_list {\n  config { name: "a" }\n',
+            r"line 2, column 22: Expected \"}\"",
+        ),
+        (
+            'model_config_list {\n  config {\n    name: "a"\n    '
+            'model_version_policy { latest { num_versions: "x" } }\n',
+            r"line 4, column 51: .*Couldn't parse integer",
+        ),
+        (
+            'model_config_list { config { name: "a" } config { name: "a" } }',
+            "model 'a' is listed more than once",
+        ),
+        (
+            'custom_model_config { type_url: "x" }',
+            "custom_model_config, not a model_config_list",
+        ),
+    ],
+)
+def test_models_config_tf_serving_would_refuse_is_left_alone(
+    tmp_path, text, problem
+):
+    config = tmp_path / "models.config"
+    config.write_text(text)
+    with pytest.raises(ValueError) as info:
         tf_serving(tiny_model(), tmp_path, "m")
-    assert (tmp_path / "models.config").read_text() == "not a config\n"
+    assert str(info.value).startswith(
+        f"{config.resolve()} is not a TF Serving model config"
+    )
+    assert re.search(problem, str(info.value)), str(info.value)
+    assert config.read_text() == text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models.config"]
 
 
-def test_missing_tensorflow_names_pip_command(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "module, package",
+    [
+        ("tensorflow", "TensorFlow"),
+        ("tensorflow_serving", "tensorflow-serving-api"),
+    ],
+)
+def test_missing_dependency_names_pip_command(
+    tmp_path, monkeypatch, module, package
+):
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name, *args, **kwargs):
-        if name == "tensorflow":
+        if name == module:
             return None
         return real_find_spec(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    with pytest.raises(ImportError, match=r'pip install "kerasft\[tensorflow'):
+    with pytest.raises(
+        ImportError, match=rf'needs {package}, .*"kerasft\[tensorflow\]"'
+    ):
         tf_serving(tiny_model(), tmp_path, "m")
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow
 def test_kerasft_backbone_classifier_exports(tmp_path):
-    try:
-        backbones = importlib.import_module("kerasft.backbones")
-        models = importlib.import_module("kerasft.models")
-        mobilenet = backbones.MobileNet
-        build_classifier = models.build_classifier
-    except (ImportError, AttributeError) as error:
-        pytest.skip(f"kerasft backbones/models not available: {error}")
-    backbone = mobilenet(weights=None, input_shape=(32, 32, 3))
+    from kerasft import build_classifier
+    from kerasft.backbones import MobileNet
+
+    backbone = MobileNet(weights=None, input_shape=(32, 32, 3))
     model = build_classifier(backbone, 3)
     path = Path(tf_serving(model, tmp_path, "mobilenet"))
     signature = read_signature(path)
@@ -471,3 +565,12 @@ def test_verification_mismatch_fails_loudly():
         tf_serving_module._compare(
             expected, {"x": far["logits"]}, atol=0, rtol=0
         )
+
+
+def test_worker_timeout_is_a_runtime_error(tmp_path, monkeypatch):
+    def run(command, **kwargs):
+        raise subprocess.TimeoutExpired(command, kwargs["timeout"])
+
+    monkeypatch.setattr(tf_serving_module.subprocess, "run", run)
+    with pytest.raises(RuntimeError, match="write within timeout=2.5 s"):
+        tf_serving_module._run_worker("write", {}, tmp_path, 2.5)

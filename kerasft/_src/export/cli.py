@@ -111,13 +111,22 @@ def run(args: argparse.Namespace) -> int:
             config_base_path=args.config_base_path,
         )
     except (ValueError, TypeError, FileExistsError, ImportError) as error:
-        print(f"kerasft export: error: {error}", file=sys.stderr)
+        # A bad input: one line, and nothing was written.
+        print(f"kerasft export: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except RuntimeError as error:
+        # The TensorFlow process's own error output follows the message.
         print(f"kerasft export: failed: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"kerasft export: failed: {_one_line(error)}", file=sys.stderr)
         return 1
     print(path)
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,17 +7,17 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from kerasft._src.export import serving_dir
+from kerasft._src.export.serving_dir import MODELS_CONFIG
+from kerasft._src.model_files import load_model_file
 from kerasft._src.naming import unique_name
 from kerasft._src.validation import check_bool
 from kerasft._src.validation import check_number
@@ -27,10 +27,12 @@ from kerasft._src.walk import nested_layers
 PIP_COMMAND = 'pip install "kerasft[tensorflow]"'
 SIGNATURE_NAME = "serving_default"
 SAMPLE_REQUEST = os.path.join("assets.extra", "sample_request.json")
-MODELS_CONFIG = "models.config"
 
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+# The longest folder name most file systems allow (ext4, XFS, APFS, NTFS),
+# also assumed for a file system that does not say.
+_MAX_NAME_LENGTH = 255
 _SAMPLE_BATCH = 2
 
 
@@ -66,12 +68,19 @@ def tf_serving(
     Next to the SavedModel, the function writes
     `assets.extra/sample_request.json` (a REST body in the
     `{"instances": ...}` form; TF Serving ignores `assets.extra`) and
-    creates or updates `base_dir/models.config` (a `model_config_list`),
-    keeping the entries of other models.
+    creates or updates `base_dir/models.config` (a `model_config_list`,
+    read and written with TF Serving's own schema), keeping the entries of
+    other models and the fields kerasft does not set.
 
-    Everything is written to a hidden temporary directory inside
-    `base_dir/name` and renamed into place only after verification passed,
-    so a failure leaves existing versions untouched.
+    Everything is written to a hidden staging folder inside `base_dir/name`
+    and renamed into place only after verification passed, so a failure
+    leaves existing versions untouched. Exports into one `base_dir` may run
+    at the same time, in any processes: a lock file
+    (`base_dir/.models.config.lock`) orders their updates of
+    `models.config`, which is replaced atomically, so every entry is kept.
+    What a killed export leaves (its staging folder, its work folder in the
+    temporary directory) is removed by the next export of the same name
+    once provably stale.
 
     With `verify=True` (the default), another fresh process loads the
     SavedModel with `tf.saved_model.load` alone and runs the signature on
@@ -101,7 +110,7 @@ def tf_serving(
             if missing.
         name: str. The model name, used as the folder name and in
             `models.config`. Letters, digits, `_`, `.` and `-`, starting
-            with a letter or digit.
+            with a letter or digit; at most 255 characters.
         version: int or `None`. The version folder. Defaults to `None`: one
             more than the highest existing version, or 1.
         overwrite: bool. Whether to replace an existing version folder.
@@ -121,27 +130,30 @@ def tf_serving(
             folders as TF Serving sees it, written into `models.config`
             (e.g. `"/models"` when `base_dir` is mounted there in a
             container). Defaults to `None`: the absolute path of `base_dir`.
-        timeout: float. Seconds allowed to each TensorFlow process. Defaults
-            to `900.0`.
+        timeout: float. Seconds allowed to each TensorFlow process, and to
+            waiting for the lock of `base_dir`. Defaults to `900.0`.
 
     Returns:
         The absolute path of the version folder, as a str.
 
     Raises:
-        ImportError: if TensorFlow is not installed.
-        ValueError: if an argument is invalid, the model has no defined
-            input shape, a layer cannot be serialized or re-created in
-            another process, or `models.config` exists but is not a
-            `model_config_list`.
+        ImportError: if TensorFlow or tensorflow-serving-api is not
+            installed.
+        ValueError: if an argument is invalid (`base_dir` a file, say), the
+            `.keras` file cannot be loaded, the model has no defined input
+            shape, a layer cannot be serialized or re-created in another
+            process, or `models.config` exists but TF Serving would refuse
+            it (the message gives the line and column).
         FileExistsError: if the version folder exists and `overwrite` is
             `False`.
-        RuntimeError: if the TensorFlow process fails or the verification
-            finds a mismatch.
+        RuntimeError: if the TensorFlow process fails or times out, the
+            lock of `base_dir` is not acquired within `timeout`, or the
+            verification finds a mismatch.
     """
-    _require_tensorflow()
+    _require_dependencies()
     name = _validate_name(name)
     version = _validate_version(version)
-    base_dir = Path(check_path("base_dir", base_dir)).resolve()
+    base_dir = _validate_base_dir(base_dir, name)
     check_bool("overwrite", overwrite)
     check_bool("verify", verify)
     if config_base_path is not None:
@@ -166,21 +178,19 @@ def tf_serving(
 
     model_dir = base_dir / name
     config_path = base_dir / MODELS_CONFIG
-    config_entries = _read_models_config(config_path)
-    if version is None:
-        version = _next_version(model_dir)
-    version_dir = model_dir / str(version)
-    if version_dir.exists() and not overwrite:
-        raise FileExistsError(
-            f"Version {version} of model '{name}' already exists at "
-            f"{version_dir}. Pass `overwrite=True` to replace it, or choose "
-            "another `version` (the default picks the next free integer). "
-            f"Received: version={version}, overwrite={overwrite}"
-        )
+    # Refuse a file TF Serving would reject before any work; it is read
+    # again under the lock when the entry is written.
+    serving_dir.read_models_config(config_path)
+    if version is not None:
+        _check_version_free(model_dir / str(version), overwrite)
+    if config_base_path is None:
+        base_path = os.fspath(model_dir)
+    else:
+        base_path = config_base_path.rstrip("/") + "/" + name
 
-    model_dir.mkdir(parents=True, exist_ok=True)
-    staging = model_dir / f".tmp-{version}-{uuid.uuid4().hex}"
-    try:
+    with serving_dir.staging_folder(
+        base_dir, model_dir, version or _next_version(model_dir), timeout
+    ) as staging:
         _write_saved_model(
             model,
             keras_path,
@@ -192,17 +202,28 @@ def tf_serving(
             atol=atol,
             rtol=rtol,
         )
-        _commit(staging, version_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-    if config_base_path is None:
-        base_path = os.fspath(model_dir)
-    else:
-        base_path = config_base_path.rstrip("/") + "/" + name
-    _write_models_config(config_path, config_entries, name, base_path)
+        with serving_dir.locked(base_dir, timeout):
+            if version is None:
+                # Another export of this model may have taken the number
+                # chosen above; the SavedModel does not record it.
+                version_dir = model_dir / str(_next_version(model_dir))
+            else:
+                version_dir = model_dir / str(version)
+                _check_version_free(version_dir, overwrite)
+            serving_dir.commit(staging, version_dir)
+            serving_dir.update_models_config(config_path, name, base_path)
     return os.fspath(version_dir)
+
+
+def _check_version_free(version_dir: Path, overwrite: bool) -> None:
+    if version_dir.exists() and not overwrite:
+        version = version_dir.name
+        raise FileExistsError(
+            f"Version {version} of model '{version_dir.parent.name}' already "
+            f"exists at {version_dir}. Pass `overwrite=True` to replace it, "
+            "or choose another `version` (the default picks the next free "
+            f"integer). Received: version={version}, overwrite={overwrite}"
+        )
 
 
 def _load_model(model):
@@ -214,7 +235,7 @@ def _load_model(model):
                 "`model` must be a keras.Model or the path of an existing "
                 f".keras file. Received: model={os.fspath(model)!r}"
             )
-        return keras.saving.load_model(keras_path, compile=False), keras_path
+        return load_model_file(keras_path), keras_path
     if not isinstance(model, keras.Model):
         raise TypeError(
             "`model` must be a keras.Model or the path of a .keras file. "
@@ -231,8 +252,7 @@ def _write_saved_model(
     With `expected` (the Keras outputs on `samples`), a second TensorFlow
     process loads what was written and its outputs must match.
     """
-    with tempfile.TemporaryDirectory(prefix="kerasft-export-") as work:
-        work = Path(work)
+    with serving_dir.work_folder() as work:
         if keras_path is None:
             keras_path = work / "model.keras"
             model.save(keras_path)
@@ -251,21 +271,89 @@ def _write_saved_model(
             _compare(expected, actual, atol=atol, rtol=rtol)
 
 
-def _require_tensorflow() -> None:
-    if importlib.util.find_spec("tensorflow") is None:
+def _require_dependencies() -> None:
+    needed = {
+        "tensorflow": "TensorFlow",
+        # models.config is read and written with TF Serving's schema.
+        "tensorflow_serving": "tensorflow-serving-api",
+    }
+    missing = [
+        package
+        for module, package in needed.items()
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
         raise ImportError(
-            "Exporting for TF Serving needs TensorFlow, which is not "
+            f"Exporting for TF Serving needs {' and '.join(missing)}, not "
             f"installed. Install it with: {PIP_COMMAND}"
         )
 
 
 def _validate_name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+    if (
+        not isinstance(name, str)
+        or not _NAME_PATTERN.fullmatch(name)
+        or len(name) > _MAX_NAME_LENGTH
+    ):
+        shown = repr(name)
+        if len(shown) > 80:
+            shown = f"{shown[:60]}... ({len(name)} characters)"
         raise ValueError(
-            "`name` must be a non-empty str of letters, digits, '_', '.' and "
-            f"'-', starting with a letter or digit. Received: name={name!r}"
+            f"`name` must be a non-empty str of at most {_MAX_NAME_LENGTH} "
+            "letters, digits, '_', '.' and '-', starting with a letter or "
+            f"digit. Received: name={shown}"
         )
     return name
+
+
+def _exists(path: Path) -> bool:
+    """Like `Path.exists`, but False for a name too long to look up."""
+    try:
+        path.stat()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _validate_base_dir(base_dir: Any, name: str) -> Path:
+    """The absolute base directory, once it is known to be usable.
+
+    Checked before anything is written: the nearest existing folder above
+    it is a folder, every folder still to create has a name the file system
+    accepts, and `NAME` and `models.config` inside it, if they exist, are a
+    folder and a file.
+    """
+    raw = check_path("base_dir", base_dir)
+    path = Path(raw).resolve()
+    received = f"Received: base_dir={raw!r}"
+    existing = path
+    while not _exists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(
+            f"`base_dir` must be a folder, or a path where one can be "
+            f"created, but {existing} is a file. {received}"
+        )
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):
+        name_max = _MAX_NAME_LENGTH
+    for part in path.relative_to(existing).parts:
+        if len(os.fsencode(part)) > name_max:
+            raise ValueError(
+                f"`base_dir` has a folder name longer than {name_max} "
+                f"bytes, the limit of the file system. {received}"
+            )
+    for entry, is_kind, kind in (
+        (path / name, Path.is_dir, "a folder"),
+        (path / MODELS_CONFIG, Path.is_file, "a file"),
+    ):
+        if _exists(entry) and not is_kind(entry):
+            raise ValueError(
+                f"{entry} must be {kind} (or not exist), and it is not. "
+                f"{received}, name={name!r}"
+            )
+    return path
 
 
 def _validate_version(version: Any) -> int | None:
@@ -537,16 +625,22 @@ def _run_worker(command, spec, work, timeout):
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     paths = [p or os.getcwd() for p in sys.path]
     env["PYTHONPATH"] = os.pathsep.join(paths)
-    process = subprocess.run(
-        [sys.executable, _WORKER, command, os.fspath(spec_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    step = "write" if command == "write" else "verification (load)"
+    try:
+        process = subprocess.run(
+            [sys.executable, _WORKER, command, os.fspath(spec_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(
+            f"The TensorFlow export process did not finish its {step} "
+            f"within timeout={timeout} s, and was stopped."
+        ) from None
     if process.returncode != 0:
-        step = "write" if command == "write" else "verification (load)"
         raise RuntimeError(
             f"The TensorFlow export process failed during {step} "
             f"(exit code {process.returncode}). Its error output ends "
@@ -600,104 +694,3 @@ def _write_sample_request(export_dir, inputs, samples):
     path = Path(export_dir) / SAMPLE_REQUEST
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(body))
-
-
-def _commit(staging: Path, version_dir: Path) -> None:
-    if not version_dir.exists():
-        os.rename(staging, version_dir)
-        return
-    retired = version_dir.parent / f".old-{version_dir.name}-{uuid.uuid4().hex}"
-    os.rename(version_dir, retired)
-    try:
-        os.rename(staging, version_dir)
-    except OSError:
-        os.rename(retired, version_dir)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def _blocks(text: str, start: int) -> list[tuple[int, int]]:
-    """Spans of the `config { ... }` blocks inside the braces at `start`."""
-    spans, depth, index, in_string = [], 0, start, False
-    block_start = None
-    while index < len(text):
-        char = text[index]
-        if in_string:
-            if char == "\\":
-                index += 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char == "#":
-            newline = text.find("\n", index)
-            index = len(text) if newline < 0 else newline
-            continue
-        elif char == "{":
-            depth += 1
-            if depth == 2:
-                head = re.search(r"config\s*:?\s*$", text[:index])
-                block_start = head.start() if head else index
-        elif char == "}":
-            depth -= 1
-            if depth == 1 and block_start is not None:
-                spans.append((block_start, index + 1))
-                block_start = None
-            if depth == 0:
-                return spans
-        index += 1
-    raise ValueError("unbalanced braces")
-
-
-def _read_models_config(path: Path) -> list[tuple[str, str]]:
-    if not path.exists():
-        return []
-    text = path.read_text()
-    head = re.search(r"model_config_list\s*:?\s*\{", text)
-    problem = None
-    if head is None:
-        problem = "it has no `model_config_list { ... }`"
-    else:
-        try:
-            spans = _blocks(text, head.end() - 1)
-        except ValueError as error:
-            problem = str(error)
-    if problem is not None:
-        raise ValueError(
-            f"{path} exists but cannot be read as a TF Serving "
-            f"model_config_list ({problem}). Fix or move it; it was left "
-            "untouched."
-        )
-    entries = []
-    for begin, end in spans:
-        block = text[begin:end]
-        match = re.search(r'(?m)^\s*name\s*:\s*"([^"]*)"', block)
-        entries.append((match.group(1) if match else "", block))
-    return entries
-
-
-def _write_models_config(path, entries, name, base_path):
-    new_block = (
-        "config {\n"
-        f'    name: "{name}"\n'
-        f'    base_path: "{base_path}"\n'
-        '    model_platform: "tensorflow"\n'
-        "  }"
-    )
-    blocks, replaced = [], False
-    for entry_name, block in entries:
-        if entry_name == name:
-            replaced = True
-            block = re.sub(
-                r'base_path\s*:\s*"[^"]*"',
-                lambda _: f'base_path: "{base_path}"',
-                block,
-                count=1,
-            )
-        blocks.append(block)
-    if not replaced:
-        blocks.append(new_block)
-    text = "model_config_list {\n" + "".join(f"  {b}\n" for b in blocks) + "}\n"
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
