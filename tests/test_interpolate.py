@@ -111,6 +111,14 @@ def test_l2sp_reference_mixes_w0_and_keeps_the_head():
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), expected)
     assert any(id(v) not in pulled for v in model.weights)
 
+    other = _model(1, name="other")
+    with pytest.raises(ValueError, match="another model"):
+        kerasft.interpolate(other, penalty, 0.5)
+    decay = kerasft.regularizers.L2(0.01)
+    decay.apply(other)
+    with pytest.raises(ValueError, match="without pretrained weights"):
+        kerasft.interpolate(other, decay, 0.5)
+
 
 def test_mismatches_name_the_weight_and_change_nothing():
     model = _model(0)

@@ -80,7 +80,7 @@ def test_unbuilt_optimizer_is_built_with_its_initial_state():
         weights, [keras.ops.convert_to_numpy(v) for v in model.weights]
     )
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
-    for v in model.optimizer.variables:
+    for v in model.optimizer.variables + model.metrics_variables:
         if "learning_rate" not in v.path:
             assert not np.any(keras.ops.convert_to_numpy(v)), v.path
 
@@ -145,6 +145,12 @@ def test_datasets_batches_and_plot(tmp_path):
     result = kerasft.lr_find(model, Data(), num_steps=6, end_lr=1e-2)
     assert len(result.losses) == 6
 
+    # A one-shot generator ends the test when it runs out.
+    result = kerasft.lr_find(
+        model, (b for b in batches[:3]), num_steps=6, end_lr=1e-2
+    )
+    assert len(result.losses) == 3
+
     path = result.plot(tmp_path / "out" / "lr.png")
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -199,8 +205,20 @@ def test_model_checks():
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
     with pytest.raises(ValueError, match="LearningRateSchedule"):
         kerasft.lr_find(model, x, y)
-    batches = keras.utils.PyDataset()
     with pytest.raises(ValueError, match="`y` must be None"):
-        kerasft.lr_find(_model(), batches, y)
+        kerasft.lr_find(_model(), keras.utils.PyDataset(), y)
     with pytest.raises(TypeError, match="`x` must be"):
         kerasft.lr_find(_model(), 3)
+
+
+def test_tf_data_dataset():
+    tf = pytest.importorskip("tensorflow")
+    x, y = _data(64)
+    model = _model()
+    before = [keras.ops.convert_to_numpy(v).copy() for v in model.weights]
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    result = kerasft.lr_find(model, dataset, num_steps=6, end_lr=1e-2)
+    assert len(result.losses) == 6
+    _assert_same(before, [keras.ops.convert_to_numpy(v) for v in model.weights])
+    with pytest.raises(ValueError, match="`y` must be None"):
+        kerasft.lr_find(model, dataset, y)

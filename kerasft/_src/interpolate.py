@@ -287,6 +287,12 @@ def _penalty_arrays(model, penalty):
         if getattr(term, "reference", None) is not None:
             pairs.append((variable, term.reference))
     source = f"penalty {penalty.name!r}"
+    if not pairs:
+        raise ValueError(
+            "`reference` is a penalty without pretrained weights (w0): "
+            "only one that pulls weights towards w0, such as L2SP, can be "
+            f"a reference. Received: reference={penalty!r}"
+        )
     return [_checked(v, value, model, source) for v, value in pairs]
 
 

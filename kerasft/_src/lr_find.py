@@ -113,7 +113,8 @@ def lr_find(
     rate) and of its compiled metrics, and copies them back afterwards,
     also when it fails: after `lr_find` the model predicts, and goes on
     training, exactly as before. An optimizer that was never built is
-    built first (as `fit` would), so it ends built with its initial state.
+    built first (as `fit` would), so it ends built with its initial state,
+    and so do compiled metrics that had not been built yet.
 
     Frozen layers stay frozen, and a `DiscriminativeOptimizer` keeps its
     per-stage factors: the test sweeps the base rate, so the suggestion is
@@ -189,6 +190,9 @@ def lr_find(
             model, batches, start_lr, end_lr, num_steps, beta, diverge
         )
     finally:
+        # Metrics built by the first step start from their initial state;
+        # those that existed before get their values back.
+        model.reset_metrics()
         _restore(saved)
     if len(losses) < 2:
         raise ValueError(
@@ -378,26 +382,12 @@ def _array_batches(x, y, batch_size, seed):
 def _sweep(model, batches, start_lr, end_lr, num_steps, beta, diverge):
     rates, losses = [], []
     average, best = 0.0, math.inf
-    iterator, fresh = batches(), True
     ratio = end_lr / start_lr
-    for step in range(num_steps):
-        try:
-            xb, yb, wb = next(iterator)
-            fresh = False
-        except StopIteration:
-            if fresh:  # the data has no (more) batches
-                break
-            iterator, fresh = batches(), True
-            try:
-                xb, yb, wb = next(iterator)
-                fresh = False
-            except StopIteration:
-                break
+    for step, (xb, yb, wb) in zip(range(num_steps), _cycle(batches)):
         rate = start_lr * ratio ** (step / (num_steps - 1))
         model.optimizer.learning_rate = rate
         logs = model.train_on_batch(xb, yb, sample_weight=wb, return_dict=True)
-        loss = float(logs["loss"])
-        average = beta * average + (1 - beta) * loss
+        average = beta * average + (1 - beta) * float(logs["loss"])
         smoothed = average / (1 - beta ** (step + 1))
         rates.append(rate)
         losses.append(smoothed)
@@ -405,6 +395,20 @@ def _sweep(model, batches, start_lr, end_lr, num_steps, beta, diverge):
             return rates, losses, rate
         best = min(best, smoothed)
     return rates, losses, None
+
+
+def _cycle(batches):
+    """The batches, from the start again when they run out.
+
+    Stops when a pass yields nothing (no data, or a one-shot generator).
+    """
+    while True:
+        empty = True
+        for batch in batches():
+            empty = False
+            yield batch
+        if empty:
+            return
 
 
 def _state_variables(model):
