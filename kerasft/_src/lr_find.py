@@ -453,6 +453,12 @@ def _plot(result, path, title):
         rate = getattr(result, name)
         loss = np.interp(np.log(rate), np.log(rates), losses)
         axes.plot([rate], [loss], "o", color=color, label=f"{name}: {rate:.2g}")
+    finite = losses[np.isfinite(losses)]
+    if result.diverged_at is not None and len(finite) > 2:
+        # The diverging point would squash the curve: leave it off the top.
+        low, high = finite[:-1].min(), finite[:-1].max()
+        margin = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
+        axes.set_ylim(low - margin, high + margin)
     axes.set_xscale("log")
     axes.set_xlabel("learning rate (base)")
     axes.set_ylabel("loss (smoothed)")
