@@ -96,4 +96,15 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="array of images"):
         kerasft.tta_predict(model, [1, 2])
     with pytest.raises(TypeError, match="keras.Model"):
-        kerasft.tta_predict(lambda a: a, x)
+        kerasft.tta_predict("model", x)
+
+
+def test_a_serving_function_as_model():
+    model, x = _model(), _images()
+
+    def serve(images):  # what a reloaded SavedModel's endpoint looks like
+        return model(keras.ops.convert_to_tensor(images, "float32"))
+
+    expected = kerasft.tta_predict(model, x, n=2)
+    got = kerasft.tta_predict(serve, x, n=2)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

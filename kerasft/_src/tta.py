@@ -8,6 +8,7 @@ runs on every backend, and on the raw 0-255 pixels kerasft models take.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -22,7 +23,7 @@ POLICIES = ("flip", "flip_crop", "flip_shift")
 
 
 def tta_predict(
-    model: keras.Model,
+    model: keras.Model | Callable,
     x: Any,
     *,
     n: int = 2,
@@ -59,7 +60,9 @@ def tta_predict(
     ```
 
     Args:
-        model: keras.Model. A built image model with one output.
+        model: keras.Model or callable. A built image model with one
+            output, or a function from a batch of images to its outputs
+            (such as the serving function of a reloaded SavedModel).
         x: array. A batch of images, `(samples, height, width, channels)`
             (channels first when `keras.config.image_data_format()` says
             so), in the value range the model takes (raw 0-255 pixels for
@@ -83,7 +86,11 @@ def tta_predict(
         ValueError: for an unknown policy, `n < 1`, `n > 2` with
             `policy="flip"`, or `x` that is not a batch of images.
     """
-    check_model(model, built=True, purpose="tta_predict")
+    if isinstance(model, keras.Model) or not callable(model):
+        check_model(model, built=True, purpose="tta_predict")
+        predict = model.predict_on_batch
+    else:  # a serving function, e.g. of a reloaded SavedModel
+        predict = model
     n = check_int("n", n, minimum=1)
     if not isinstance(policy, keras.layers.Layer):
         if not isinstance(policy, str):
@@ -111,9 +118,7 @@ def tta_predict(
         total = None
         for view in range(n):
             view_batch = _view(batch, view, policy, augment)
-            probs = _probabilities(
-                model.predict_on_batch(view_batch), from_logits
-            )
+            probs = _probabilities(predict(view_batch), from_logits)
             total = probs if total is None else total + probs
         outputs.append(total / n)
     return np.concatenate(outputs, axis=0).astype("float32")
