@@ -205,6 +205,12 @@ def test_model_checks():
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
     with pytest.raises(ValueError, match="LearningRateSchedule"):
         kerasft.lr_find(model, x, y)
+    optimizer = kerasft.optimizers.discriminative(
+        keras.optimizers.SGD(schedule), model, {}
+    )
+    model.compile(optimizer=optimizer, loss="mse")
+    with pytest.raises(ValueError, match="LearningRateSchedule"):
+        kerasft.lr_find(model, x, y)
     with pytest.raises(ValueError, match="`y` must be None"):
         kerasft.lr_find(_model(), keras.utils.PyDataset(), y)
     with pytest.raises(TypeError, match="`x` must be"):
