@@ -35,6 +35,10 @@ from kerasft._src.freezing import summary  # noqa: E402
 from kerasft._src.freezing import unfreeze  # noqa: E402
 from kerasft._src.fusion import build_fusion_model  # noqa: E402
 from kerasft._src.fusion import fusion_gates  # noqa: E402
+from kerasft._src.interpolate import interpolate  # noqa: E402
+from kerasft._src.interpolate import wise_ft_sweep  # noqa: E402
+from kerasft._src.lr_find import LRFindResult  # noqa: E402
+from kerasft._src.lr_find import lr_find  # noqa: E402
 from kerasft._src.models import build_classifier  # noqa: E402
 from kerasft._src.stages import Stage  # noqa: E402
 from kerasft._src.stages import register_stage_map  # noqa: E402
@@ -42,11 +46,13 @@ from kerasft._src.stages import resolve_layers  # noqa: E402
 from kerasft._src.stages import resolve_stages  # noqa: E402
 from kerasft._src.stages import stage_index  # noqa: E402
 from kerasft._src.stages import stages  # noqa: E402
+from kerasft._src.tta import tta_predict  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FeatureCache",
+    "LRFindResult",
     "Stage",
     "augment",
     "backbones",
@@ -60,7 +66,9 @@ __all__ = [
     "freeze",
     "freeze_until",
     "fusion_gates",
+    "interpolate",
     "layers",
+    "lr_find",
     "optimizers",
     "peft",
     "plotting",
@@ -74,5 +82,7 @@ __all__ = [
     "stages",
     "summary",
     "text_data",
+    "tta_predict",
     "unfreeze",
+    "wise_ft_sweep",
 ]
