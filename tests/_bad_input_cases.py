@@ -71,6 +71,9 @@ SKIPPED = {
     # the readers that share them (`minilm_dir`, `rotten_tomatoes_path`).
     "kerasft.backbones.provision_minilm": "downloads; see minilm_dir",
     "kerasft.text_data.provision_rotten_tomatoes": "downloads",
+    # Returned by `kerasft.lr_find`, not built by users; its `plot` path
+    # goes through the checks of `kerasft.plotting` (cases there).
+    "kerasft.LRFindResult": "returned by kerasft.lr_find",
     # keras.applications families: thin wrappers of `from_application`,
     # which has the cases; MobileNet, VGG16 and ResNet50 have a few too.
     **{
@@ -1527,11 +1530,143 @@ def _text_cases():
                 ("rt",),
             )
         )
+    cases += _cases(
+        "text_dataset",
+        "batch_size",
+        lambda w, v: text_data.text_dataset(["a b"], [0], v),
+        _int_values(1),
+    )
+    cases += _cases(
+        "text_dataset",
+        "texts",
+        lambda w, v: text_data.text_dataset(v, [0]),
+        [(42, TypeError), ("a b", TypeError), ([1], TypeError, "1")],
+    )
+    cases += _cases(
+        "text_dataset",
+        "labels",
+        lambda w, v: text_data.text_dataset(["a b"], v),
+        [([0, 1], ValueError, "2"), (42, ValueError, "shape ()")],
+    )
+    cases += _cases(
+        "text_dataset",
+        "shuffle",
+        lambda w, v: text_data.text_dataset(["a b"], [0], shuffle=v),
+        [("yes", TypeError), (1, TypeError)],
+    )
+    cases += _cases(
+        "text_dataset",
+        "seed",
+        lambda w, v: text_data.text_dataset(["a b"], [0], seed=v),
+        [("0", TypeError), (2.5, TypeError), (-1, ValueError)],
+    )
+    return cases
+
+
+def _toolkit_cases():
+    """lr_find, interpolate, wise_ft_sweep and tta_predict."""
+    cases = _model_cases("lr_find", lambda w, v: kerasft.lr_find(v, w.x, w.y))
+    for arg, values in (
+        ("batch_size", _int_values(1)),
+        ("start_lr", _number_values(below=0.0)),
+        ("end_lr", _number_values(below=0.0)),
+        ("num_steps", _int_values(2)),
+        ("beta", _number_values(below=-0.5) + [(1.0, ValueError)]),
+        ("diverge", _number_values(below=1.0)),
+        ("seed", [("0", TypeError), (2.5, TypeError), (-1, ValueError)]),
+    ):
+        cases += _cases(
+            "lr_find",
+            arg,
+            lambda w, v, arg=arg: kerasft.lr_find(
+                w.model, w.x, w.y, **{arg: v}
+            ),
+            values,
+        )
+    cases += _cases(
+        "lr_find",
+        "end_lr",
+        lambda w, v: kerasft.lr_find(w.model, w.x, w.y, start_lr=1.0, end_lr=v),
+        [(0.5, ValueError)],
+    )
+    cases += _model_cases(
+        "interpolate", lambda w, v: kerasft.interpolate(v, w.model, 0.5)
+    )
+    cases += _cases(
+        "interpolate",
+        "alpha",
+        lambda w, v: kerasft.interpolate(w.model, w.model, v),
+        _number_values(below=-0.1) + [(1.5, ValueError)],
+    )
+    cases += _cases(
+        "interpolate",
+        "reference",
+        lambda w, v: kerasft.interpolate(w.model, v, 0.5),
+        [(42, TypeError), ("weights", TypeError), ([], ValueError, "0 arrays")],
+    )
+
+    def sweep(w, **kwargs):
+        return kerasft.wise_ft_sweep(w.model, w.model, w.x, w.y, **kwargs)
+
+    for arg, values in (
+        (
+            "alphas",
+            [
+                (0.5, TypeError),
+                ((), ValueError),
+                ((0.5, 2.0), ValueError, "2.0"),
+                ((0.5, NAN), ValueError, "nan"),
+                (("0.5",), TypeError, "'0.5'"),
+            ],
+        ),
+        ("mode", [("best", ValueError), (None, ValueError)]),
+        ("metric", [(42, TypeError)]),
+        ("batch_size", _int_values(1)),
+        ("keep_best", [("yes", TypeError), (1, TypeError)]),
+    ):
+        cases += _cases(
+            "wise_ft_sweep",
+            arg,
+            lambda w, v, arg=arg: sweep(w, **{arg: v}),
+            values,
+        )
+    cases += _cases(
+        "tta_predict",
+        "model",
+        lambda w, v: kerasft.tta_predict(v, w.x),
+        [(42, TypeError), ("model", TypeError), (None, TypeError)],
+    )
+    for arg, values in (
+        ("n", _int_values(1)),
+        ("policy", [("flop", ValueError), (42, TypeError), (None, TypeError)]),
+        ("batch_size", _int_values(1)),
+        ("seed", [("0", TypeError), (2.5, TypeError), (-1, ValueError)]),
+        ("from_logits", [("yes", TypeError), (1, TypeError)]),
+    ):
+        cases += _cases(
+            "tta_predict",
+            arg,
+            lambda w, v, arg=arg: kerasft.tta_predict(w.model, w.x, **{arg: v}),
+            values,
+        )
+    cases += _cases(
+        "tta_predict",
+        "n",
+        lambda w, v: kerasft.tta_predict(w.model, w.x, n=v, policy="flip"),
+        [(3, ValueError)],
+    )
+    cases += _cases(
+        "tta_predict",
+        "x",
+        lambda w, v: kerasft.tta_predict(w.model, v),
+        [(42, TypeError), ("images", TypeError)],
+    )
     return cases
 
 
 CASES = (
     _top_level_cases()
+    + _toolkit_cases()
     + _augment_cases()
     + _backbone_cases()
     + _callback_cases()

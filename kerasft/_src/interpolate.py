@@ -9,6 +9,7 @@ robustness. `interpolate` sets a model to such a mix in place;
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -241,7 +242,8 @@ def _reference_arrays(model, reference):
             "`reference` must be a keras.Model with the same weights, a "
             "list of arrays in the order of `model.weights`, a dict "
             "{variable.path: array} or an applied kerasft.regularizers."
-            f"L2SP. Received: reference of type {type(reference).__name__}"
+            f"L2SP. Received: reference={reprlib.repr(reference)} of type "
+            f"{type(reference).__name__}"
         )
     return [_checked(v, value, model, source) for v, value in pairs]
 

@@ -9,6 +9,7 @@ any backend accepts.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ def _strings(texts: Any) -> list:
     ):
         raise TypeError(
             "`texts` must be a list or 1-D array of strings. Received: "
-            f"texts of type {type(texts).__name__}"
+            f"texts={reprlib.repr(texts)} of type {type(texts).__name__}"
         )
     array = np.asarray(texts, dtype=object)
     if array.ndim != 1 or not len(array):

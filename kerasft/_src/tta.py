@@ -8,6 +8,7 @@ runs on every backend, and on the raw 0-255 pixels kerasft models take.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable
 from typing import Any
 
@@ -128,7 +129,7 @@ def _check_images(x):
     if not (isinstance(x, np.ndarray) or keras.ops.is_tensor(x)):
         raise TypeError(
             "`x` must be an array of images. "
-            f"Received: x of type {type(x).__name__}"
+            f"Received: x={reprlib.repr(x)} of type {type(x).__name__}"
         )
     images = keras.ops.convert_to_numpy(x)
     if images.ndim != 4 or images.shape[0] == 0:
