@@ -281,6 +281,27 @@ def test_pretrained_target_and_reference():
     )
 
 
+def test_reference_as_a_dict_and_the_references_property():
+    model = _model()
+    reference = {
+        v.path: keras.ops.convert_to_numpy(v) + 1.0 for v in model.weights
+    }
+    reg = regularizers.L2SP(alpha=2.0, beta=0.0, pretrained="body").apply(
+        model, reference=reference
+    )
+    n_body = sum(int(np.prod(v.shape)) for v in model.get_layer("body").weights)
+    np.testing.assert_allclose(reg.penalty(), n_body, rtol=1e-5)
+    # Only the pulled variables have a w0, and it is the dict's value.
+    pulled = reg.references
+    assert [v.path for v, _ in pulled] == [
+        v.path for v in model.get_layer("body").weights
+    ]
+    for variable, w0 in pulled:
+        np.testing.assert_allclose(w0, reference[variable.path])
+    reg.remove()
+    assert reg.references == []
+
+
 def test_save_and_load_and_reapply(tmp_path):
     model = _model()
     pretrained = [keras.ops.convert_to_numpy(v).copy() for v in model.weights]

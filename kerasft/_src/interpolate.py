@@ -9,9 +9,7 @@ robustness. `interpolate` sets a model to such a mix in place;
 
 from __future__ import annotations
 
-import reprlib
 from collections.abc import Callable
-from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +17,9 @@ import keras
 import numpy as np
 
 from kerasft._src.logs import get_logger
+from kerasft._src.reference_weights import FORMS
+from kerasft._src.reference_weights import checked_pair
+from kerasft._src.reference_weights import reference_pairs
 from kerasft._src.regularizers.penalty import StagePenalty
 from kerasft._src.validation import check_bool
 from kerasft._src.validation import check_choice
@@ -206,72 +207,12 @@ def _mix(variable, reference, alpha):
 
 def _reference_arrays(model, reference):
     """Pairs `(variable, reference array)` after checking every shape."""
-    weights = model.weights
     if isinstance(reference, StagePenalty):
         return _penalty_arrays(model, reference)
-    if isinstance(reference, keras.Model):
-        check_model(reference, weights=True, name="reference")
-        source = f"model {reference.name!r}"
-        arrays = [keras.ops.convert_to_numpy(v) for v in reference.weights]
-        if len(arrays) != len(weights):
-            _count_error(model, len(arrays), source)
-        pairs = list(zip(weights, arrays))
-    elif isinstance(reference, Mapping):
-        source = "the dict"
-        missing = [v.path for v in weights if v.path not in reference]
-        extra = sorted(set(reference) - {v.path for v in weights})
-        if missing or extra:
-            name = missing[0] if missing else extra[0]
-            raise ValueError(
-                f"`reference` does not match model '{model.name}': "
-                f"weight {name!r} is "
-                f"{'missing from' if missing else 'not a weight of'} "
-                f"{'the dict' if missing else 'the model'}. Keys must be "
-                "the paths of `model.weights`. Received: "
-                f"{len(reference)} keys, {len(missing)} missing, "
-                f"{len(extra)} unknown"
-            )
-        pairs = [(v, reference[v.path]) for v in weights]
-    elif isinstance(reference, (list, tuple)):
-        source = "the list"
-        if len(reference) != len(weights):
-            _count_error(model, len(reference), source)
-        pairs = list(zip(weights, reference))
-    else:
-        raise TypeError(
-            "`reference` must be a keras.Model with the same weights, a "
-            "list of arrays in the order of `model.weights`, a dict "
-            "{variable.path: array} or an applied kerasft.regularizers."
-            f"L2SP. Received: reference={reprlib.repr(reference)} of type "
-            f"{type(reference).__name__}"
-        )
-    return [_checked(v, value, model, source) for v, value in pairs]
-
-
-def _checked(variable, value, model, source):
-    array = np.asarray(keras.ops.convert_to_numpy(value))
-    if tuple(array.shape) != tuple(variable.shape):
-        raise ValueError(
-            f"`reference` does not match model '{model.name}': weight "
-            f"{variable.path!r} has shape {tuple(variable.shape)}, the "
-            f"reference has shape {tuple(array.shape)}. Received: reference "
-            f"from {source}"
-        )
-    if np.issubdtype(np.dtype(variable.dtype), np.floating) and not (
-        np.issubdtype(array.dtype, np.number)
-    ):
-        raise ValueError(
-            f"`reference` for weight {variable.path!r} must hold numbers. "
-            f"Received: dtype {array.dtype} from {source}"
-        )
-    return variable, array
-
-
-def _count_error(model, count, source):
-    raise ValueError(
-        f"`reference` must have one array per weight of model "
-        f"'{model.name}' ({len(model.weights)}), in the order of "
-        f"`model.weights`. Received: {count} arrays from {source}"
+    return reference_pairs(
+        model,
+        reference,
+        forms=FORMS + " or an applied kerasft.regularizers.L2SP",
     )
 
 
@@ -284,10 +225,7 @@ def _penalty_arrays(model, penalty):
             "apply it to this model first. Received: penalty applied to "
             f"{applied!r}, model={model.name!r}"
         )
-    pairs = []
-    for variable, term, _ in penalty._attached:
-        if getattr(term, "reference", None) is not None:
-            pairs.append((variable, term.reference))
+    pairs = penalty.references
     source = f"penalty {penalty.name!r}"
     if not pairs:
         raise ValueError(
@@ -295,7 +233,7 @@ def _penalty_arrays(model, penalty):
             "only one that pulls weights towards w0, such as L2SP, can be "
             f"a reference. Received: reference={penalty!r}"
         )
-    return [_checked(v, value, model, source) for v, value in pairs]
+    return [checked_pair(v, value, model, source) for v, value in pairs]
 
 
 def _check_alphas(alphas):

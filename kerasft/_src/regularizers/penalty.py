@@ -23,6 +23,8 @@ import keras
 import numpy as np
 
 from kerasft._src import keras_internals
+from kerasft._src.reference_weights import FORMS
+from kerasft._src.reference_weights import reference_pairs
 from kerasft._src.stages import Target
 from kerasft._src.stages import resolve_stages
 from kerasft._src.stages import stages as list_stages
@@ -142,38 +144,10 @@ def _reference_values(model: keras.Model, reference: Any) -> dict | None:
     """Maps `id(variable)` of `model` to its w0, or None for a copy now."""
     if reference is None:
         return None
-    if isinstance(reference, keras.Model):
-        check_model(reference, weights=True, name="reference")
-        values = [keras.ops.convert_to_numpy(v) for v in reference.weights]
-        source = f"model {reference.name!r}"
-    elif isinstance(reference, (list, tuple)):
-        values = [np.asarray(v) for v in reference]
-        source = "the list"
-    else:
-        raise TypeError(
-            "`reference` must be None (the model's current weights), a "
-            "keras.Model with the same architecture, or a list of arrays in "
-            "the order of `model.weights`. "
-            f"Received: reference of type {type(reference).__name__}"
-        )
-    weights = model.weights
-    if len(values) != len(weights):
-        raise ValueError(
-            f"`reference` must have one array per weight of model "
-            f"'{model.name}' ({len(weights)}), in the order of "
-            f"`model.weights`. Received: {len(values)} arrays from {source}"
-        )
-    out = {}
-    for v, value in zip(weights, values):
-        if tuple(value.shape) != tuple(v.shape):
-            raise ValueError(
-                f"`reference` does not match model '{model.name}': weight "
-                f"{v.path!r} has shape {tuple(v.shape)}, the reference "
-                f"array has shape {tuple(value.shape)}. Received: "
-                f"reference from {source}"
-            )
-        out[id(v)] = np.array(value, copy=True)
-    return out
+    pairs = reference_pairs(
+        model, reference, forms="None (the model's current weights), " + FORMS
+    )
+    return {id(v): np.array(array, copy=True) for v, array in pairs}
 
 
 class StagePenalty:
@@ -270,6 +244,20 @@ class StagePenalty:
         """The model variables that carry this penalty (trainable or not)."""
         return [variable for variable, _, _ in self._attached]
 
+    @property
+    def references(self) -> list:
+        """`(variable, w0)` for the variables pulled towards w0.
+
+        w0 is a NumPy copy of the reference value each variable is pulled
+        towards; variables decayed towards zero are not listed. Empty
+        before `apply`.
+        """
+        return [
+            (variable, keras.ops.convert_to_numpy(term.reference).copy())
+            for variable, term, _ in self._attached
+            if term.reference is not None
+        ]
+
     def set_strength(self, **strengths: float) -> None:
         """Changes one or more strengths; takes effect at the next step.
 
@@ -305,8 +293,9 @@ class StagePenalty:
             model: keras.Model. A built model.
             reference: w0 for the terms that pull towards it. `None` takes
                 (copies) the model's current weights; a built `keras.Model`
-                of the same architecture or a list of arrays in the order of
-                `model.weights` provides them. Defaults to `None`.
+                of the same architecture, a list of arrays in the order of
+                `model.weights` or a dict `{variable.path: array}` provides
+                them. Defaults to `None`.
 
         Returns:
             `self`.
