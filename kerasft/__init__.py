@@ -8,6 +8,7 @@ from kerasft._src import native_logs as _native_logs
 
 # Before anything imports TensorFlow or JAX (the `kerasft` command only).
 _native_logs.quiet_for_command()
+_native_logs.quiet_imports()
 
 from kerasft._src import moved as _moved  # noqa: E402
 

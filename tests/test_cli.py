@@ -114,6 +114,9 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
     assert "Held-out accuracy after fine-tuning (gradual):" in stdout
     assert f"Run folder: {out} (model.keras" in lines[-1]
     assert "kerasft finetune: warning: skipped 1 unreadable file(s): " in err
+    # No start-up notices of the native libraries (TensorFlow, XLA).
+    assert "absl::InitializeLog" not in err, err
+    assert not re.search(r"^[IW]\d{4} ", err, re.M), err
     assert "dogs/broken.jpg" in err
 
     assert sorted(os.listdir(out)) == [
@@ -193,9 +196,52 @@ def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):
     elif layout == "ok":
         _image_folder(data)
     out = os.fspath(tmp_path / "run")
-    code, _, err = _finetune(capsys, data, "--out", out, *extra)
+    code, stdout, err = _finetune(capsys, data, "--out", out, *extra)
     _assert_one_line_error(code, err, match)
+    assert stdout == ""  # not even the header
     assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["finetune", "--epochs", "x"], "invalid int value: 'x'"),
+        (["finetune", "--learning-rate", "fast"], "invalid float value"),
+        (["finetune", "--no-such-flag"], "unrecognized arguments"),
+        (["finetune", "--backbone"], "expected one argument"),
+        (["finetune", "--backbone", "alexnet"], "invalid choice: 'alexnet'"),
+        (["finetune", "-q", "-v"], "not allowed with argument"),
+        (["finetune", "a", "b"], "unrecognized arguments: b"),
+        (["summary"], "required: model"),
+        (["export"], "required: model, --base-dir, --name"),
+        (["export", "m.keras", "--base-dir"], "expected one argument"),
+        (["export", "m.keras", "--version", "one"], "invalid int value"),
+        (["nonsense"], "invalid choice: 'nonsense'"),
+    ],
+)
+def test_usage_errors_take_one_line(capsys, argv, fragment):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kerasft"), lines[0]
+    assert ": error: " in lines[0] and fragment in lines[0], lines[0]
+    assert lines[0].endswith("--help')")
+    assert "usage:" not in err and "Traceback" not in err
+
+
+def test_assets_usage_error_takes_one_line(capsys):
+    from kerasft._src.assets import cli as assets_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        assets_cli.main(["--only", "nope"])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert "invalid choice: 'nope'" in err and "usage:" not in err
 
 
 def test_finetune_unknown_choices_exit_2(capsys):

@@ -7,6 +7,7 @@ errors) and the command handler in `kerasft/_src/logs.py`.
 
 import ast
 import logging
+import os
 import pathlib
 
 import pytest
@@ -22,6 +23,9 @@ ALLOWED = {
     ("_src/cli.py", "_summary"),  # `kerasft summary`: the command's output
     ("_src/cli.py", "_finetune"),  # sys.stdout.isatty(): bar or epoch lines
     ("_src/export/cli.py", "run"),  # `kerasft export`: the path, errors
+    ("_src/cli_parser.py", "error"),  # argparse's usage errors, one line
+    # Moves the process's stderr aside while TensorFlow loads (commands).
+    ("_src/native_logs.py", "filtered_stderr"),
 }
 
 
@@ -110,3 +114,34 @@ def test_native_log_levels_only_for_commands(argv, orig_argv, quiet):
         assert environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
     else:
         assert added == {} and environ == {"GRPC_VERBOSITY": "DEBUG"}
+
+
+def test_native_notices_are_dropped_other_lines_kept(capfd):
+    from kerasft._src import native_logs
+
+    with native_logs.filtered_stderr():
+        # Written at the file-descriptor level, as C++ code writes them.
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() ")
+        os.write(2, b"is called are written to STDERR\n")
+        os.write(2, b"I0000 00:00:1796083156.411618   16358 port.cc:153] x\n")
+        os.write(2, b"W0000 00:00:1796083156.4   16358 cuda.cc:31] y\n")
+        os.write(2, b"E0000 00:00:1796083156.4   16358 cuda.cc:31] kept\n")
+        os.write(2, b"a line of the program\n")
+    err = capfd.readouterr().err
+    assert err.splitlines() == [
+        "E0000 00:00:1796083156.4   16358 cuda.cc:31] kept",
+        "a line of the program",
+    ]
+
+
+def test_quiet_imports_only_for_commands():
+    from kerasft._src import native_logs
+
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = ["/venv/bin/kerasft", "finetune"]
+    assert native_logs.quiet_imports(dict(quiet), command, [])
+    assert not native_logs.quiet_imports(dict(quiet), ["train.py"], [])
+    assert not native_logs.quiet_imports(dict(quiet), [*command, "-v"], [])
+    # A level the user chose is theirs.
+    user = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+    assert not native_logs.quiet_imports(user, command, [])

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from kerasft._src.cli_parser import OneLineParser
 from kerasft._src.logs import command_logging
 from kerasft._src.logs import get_logger
 
@@ -236,13 +237,21 @@ def _finetune(args) -> int:
     # epoch (logged by the run).
     verbose = 1 if sys.stdout.isatty() and not args.quiet else 0
     logger = get_logger()
+    # The header comes with the run's first line: input the run refuses
+    # gets its one error line on stderr and nothing on stdout.
+    header = [
+        f"kerasft {_version()} finetune: Keras {keras.__version__}, "
+        f"backend {keras.backend.backend()}"
+    ]
+
+    def log(message):
+        if header:
+            logger.info(header.pop())
+        logger.info(message)
+
     with command_logging(prog, quiet=args.quiet, debug=args.verbose):
-        logger.info(
-            f"kerasft {_version()} finetune: Keras {keras.__version__}, "
-            f"backend {keras.backend.backend()}"
-        )
         try:
-            finetune(verbose=verbose, args=recorded, **options)
+            finetune(verbose=verbose, args=recorded, log=log, **options)
         except (ValueError, TypeError, FileExistsError, ImportError) as error:
             logger.error(_to_flags(" ".join(str(error).split())))
             return 2
@@ -265,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Returns the argument parser of the `kerasft` command."""
     from kerasft._src.export.cli import add_export_subparser
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="kerasft",
         description="Fine-tune pretrained Keras models on any backend.",
         epilog=EPILOG,

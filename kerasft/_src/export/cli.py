@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from kerasft._src.cli_parser import OneLineParser
+
 DESCRIPTION = (
     "Export a .keras model, trained on any backend, as a versioned "
     "SavedModel for TensorFlow Serving: writes BASE_DIR/NAME/VERSION/, a "
@@ -131,9 +133,7 @@ def _one_line(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses `argv` as `kerasft export` arguments and runs the export."""
-    parser = argparse.ArgumentParser(
-        prog="kerasft export", description=DESCRIPTION
-    )
+    parser = OneLineParser(prog="kerasft export", description=DESCRIPTION)
     configure_parser(parser)
     args = parser.parse_args(argv)
     return args.func(args)
