@@ -73,8 +73,8 @@ def test_a_keras_hub_classifier_fits_on_it():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(texts="one string"), TypeError, "texts of type str"),
-        (dict(texts=42), TypeError, "texts of type int"),
+        (dict(texts="one string"), TypeError, "texts=.one string. of type str"),
+        (dict(texts=42), TypeError, "texts=42 of type int"),
         (dict(texts=[]), ValueError, r"shape \(0,\)"),
         (dict(texts=[["a"], ["b"]]), ValueError, r"shape \(2, 1\)"),
         (dict(texts=["a", 3]), TypeError, "3 of type int"),
