@@ -8,19 +8,7 @@ import zipfile
 import keras
 
 from kerasft._src.validation import check_path
-
-# What `keras.saving.load_model` raises for a damaged file: a bad zip, a
-# truncated or invalid config.json (JSONDecodeError, a ValueError), a
-# weights file of random bytes (h5py's OSError), missing keys.
-_LOAD_ERRORS = (
-    OSError,
-    ValueError,
-    TypeError,
-    KeyError,
-    AttributeError,
-    EOFError,
-    zipfile.BadZipFile,
-)
+from kerasft._src.validation import reading
 
 
 def load_model_file(
@@ -60,12 +48,12 @@ def load_model_file(
             f"Cannot load {path}: a .keras file is a zip archive, and this "
             f"one is empty, truncated or not a .keras file. {received}"
         )
-    try:
+    # A damaged file: a bad zip, a truncated or invalid config.json, a
+    # weights file of random bytes, missing keys.
+    with reading(
+        name,
+        path,
+        "a model saved by model.save() (if it uses custom classes, import "
+        "them first)",
+    ):
         return keras.saving.load_model(path, compile=False)
-    except _LOAD_ERRORS as error:
-        detail = " ".join(str(error).split()) or "no details"
-        raise ValueError(
-            f"Cannot load {path} ({type(error).__name__}: {detail}). The "
-            "file is damaged, or it uses custom classes that are not "
-            f"imported. {received}"
-        ) from None
