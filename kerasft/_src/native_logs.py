@@ -58,11 +58,16 @@ def is_command(argv=None, orig_argv=None) -> bool:
     return False
 
 
+def _quiet_command(argv=None, orig_argv=None) -> bool:
+    """A kerasft command run without `-v`/`--verbose`."""
+    argv = sys.argv if argv is None else argv
+    return is_command(argv, orig_argv) and not {"-v", "--verbose"} & set(argv)
+
+
 def quiet_for_command(environ=None, argv=None, orig_argv=None) -> dict:
     """Sets the quiet defaults for the command; returns what it set."""
     environ = os.environ if environ is None else environ
-    argv = sys.argv if argv is None else argv
-    if not is_command(argv, orig_argv) or {"-v", "--verbose"} & set(argv):
+    if not _quiet_command(argv, orig_argv):
         return {}
     added = {k: v for k, v in DEFAULTS.items() if k not in environ}
     environ.update(added)
@@ -108,11 +113,11 @@ def quiet_imports(environ=None, argv=None, orig_argv=None) -> bool:
     """For a command, imports Keras and TensorFlow without their notices.
 
     Does nothing (and returns False) for a library import, with
-    `-v`/`--verbose`, or when the user set `TF_CPP_MIN_LOG_LEVEL`.
+    `-v`/`--verbose`, or when `TF_CPP_MIN_LOG_LEVEL` is set to another
+    level than the quiet default (the user's choice).
     """
     environ = os.environ if environ is None else environ
-    argv = sys.argv if argv is None else argv
-    if not is_command(argv, orig_argv) or {"-v", "--verbose"} & set(argv):
+    if not _quiet_command(argv, orig_argv):
         return False
     if environ.get("TF_CPP_MIN_LOG_LEVEL") != DEFAULTS["TF_CPP_MIN_LOG_LEVEL"]:
         return False
