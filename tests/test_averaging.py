@@ -137,6 +137,31 @@ def test_ema_inside_unfreeze_schedule():
         assert np.any(final[i] != recorder.ends[-1][i])
 
 
+def test_ema_with_discriminative_rates_inside_a_schedule():
+    x, y = _data()
+    model = _model()
+    optimizer = kerasft.optimizers.discriminative(
+        keras.optimizers.SGD(0.1), model, {"d1": 0.1}
+    )
+    model.compile(optimizer=optimizer, loss="mse")
+    recorder = _Recorder()
+    ema = EMA(decay=0.9)
+    schedule = UnfreezeSchedule({0: "head", 1: 0})
+    model.fit(x, y, epochs=2, callbacks=[schedule, recorder, ema], **FIT)
+    history, _ = _ema_reference(recorder, 0.9, 0)
+    _assert_equal(_weights(model), history[-1])
+
+
+def test_logs_to_the_kerasft_logger(caplog):
+    x, y = _data()
+    model = _model()
+    with caplog.at_level("INFO", logger="kerasft"):
+        model.fit(x, y, epochs=1, callbacks=[EMA(decay=0.5)], **FIT)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("EMA: averaging" in m for m in messages)
+    assert any("EMA: wrote the average (4 updates" in m for m in messages)
+
+
 def test_ema_swaps_the_average_in_for_validation():
     x, y = _data()
     model = _model()
