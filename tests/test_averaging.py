@@ -474,6 +474,29 @@ def test_resume_without_saved_average_warns(tmp_path):
     assert ema.updates == 4
 
 
+def test_resume_with_a_broken_saved_average_warns(tmp_path):
+    x, y = _data()
+    backup_dir = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _resume_model().fit(
+            x,
+            y,
+            epochs=6,
+            callbacks=_resume_callbacks("ema", backup_dir, "last", True),
+            **FIT,
+        )
+    with open(os.path.join(backup_dir, "kerasft_ema.npz"), "wb") as f:
+        f.write(b"cut short")
+    with pytest.warns(UserWarning, match="no saved average"):
+        _resume_model().fit(
+            x,
+            y,
+            epochs=6,
+            callbacks=_resume_callbacks("ema", backup_dir, "last", False),
+            **FIT,
+        )
+
+
 @pytest.mark.parametrize("make", [EMA, lambda: SWA(0)], ids=["ema", "swa"])
 def test_mid_epoch_backups_are_refused(tmp_path, make):
     x, y = _data()

@@ -1,4 +1,5 @@
-"""Callbacks that change what trains inside one `model.fit`."""
+"""Callbacks for fine-tuning inside one `model.fit`: what trains, and
+weight averaging."""
 
 from kerasft._src.callbacks.ema import EMA
 from kerasft._src.callbacks.freeze_until import FreezeUntil

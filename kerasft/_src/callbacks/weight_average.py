@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -301,14 +302,22 @@ class WeightAverage(keras.callbacks.Callback):
 
 
 def _read_state(path):
-    """`(meta, arrays)` from a state file, or None when there is none."""
+    """`(meta, arrays)` from a state file, or None when there is no usable one.
+
+    A file cut short by a crash while it was written counts as none, so
+    the previous one (`.bkp`) is tried, as `BackupAndRestore` does for its
+    own files.
+    """
     if not os.path.exists(path):
         return None
-    with np.load(path) as data:
-        meta = json.loads(str(data["meta"]))
-        count = len([k for k in data.files if k != "meta"])
-        arrays = [data[f"a{i}"] for i in range(count)]
-    if meta.get("version") != _STATE_VERSION:
+    try:
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            count = len([k for k in data.files if k != "meta"])
+            arrays = [data[f"a{i}"] for i in range(count)]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    if not isinstance(meta, dict) or meta.get("version") != _STATE_VERSION:
         return None
     return meta, arrays
 
