@@ -267,7 +267,8 @@ class WeightAverage(keras.callbacks.Callback):
             f"{type(self).__name__}: fit resumes at epoch {epoch} from a "
             "keras.callbacks.BackupAndRestore checkpoint, but no saved "
             f"average for that epoch was found in {self._backup_dirs}, so "
-            "averaging starts again from the current weights. Was the "
+            "averaging starts afresh from this epoch (or from start_epoch="
+            f"{self.start_epoch} if later). Was the "
             f"checkpoint written with this {type(self).__name__} callback?",
             stacklevel=2,
         )
