@@ -28,6 +28,7 @@ from kerasft import regularizers  # noqa: E402
 from kerasft import schedules  # noqa: E402
 from kerasft import sequence  # noqa: E402
 from kerasft import text_data  # noqa: E402
+from kerasft._src.batch_norm import recompute_bn_statistics  # noqa: E402
 from kerasft._src.caching import FeatureCache  # noqa: E402
 from kerasft._src.caching import cached_fit  # noqa: E402
 from kerasft._src.freezing import freeze  # noqa: E402
@@ -73,6 +74,7 @@ __all__ = [
     "optimizers",
     "peft",
     "plotting",
+    "recompute_bn_statistics",
     "register_stage_map",
     "regularizers",
     "resolve_layers",

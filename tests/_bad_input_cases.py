@@ -1664,6 +1664,51 @@ def _toolkit_cases():
     return cases
 
 
+def _averaging_cases():
+    """EMA, SWA and recompute_bn_statistics."""
+    cases = []
+    for arg, values in (
+        ("decay", _number_values(below=-0.1) + [(1.0, ValueError)]),
+        ("start_epoch", _int_values(0)),
+        ("every_n_steps", _int_values(1)),
+        ("warmup", [("yes", TypeError), (1, TypeError), (None, TypeError)]),
+        ("swap_on_evaluate", [("yes", TypeError), (None, TypeError)]),
+    ):
+        cases += _cases(
+            "EMA", arg, lambda w, v, arg=arg: callbacks.EMA(**{arg: v}), values
+        )
+    for arg, values in (
+        ("start_epoch", _int_values(0)),
+        ("bn_batch_size", _int_values(1)),
+        ("bn_data", [(42, TypeError), ("images", TypeError)]),
+        ("swap_on_evaluate", [("yes", TypeError), (0, TypeError)]),
+    ):
+        cases += _cases(
+            "SWA",
+            arg,
+            lambda w, v, arg=arg: callbacks.SWA(**{"start_epoch": 1, arg: v}),
+            values,
+        )
+    cases += _model_cases(
+        "recompute_bn_statistics",
+        lambda w, v: kerasft.recompute_bn_statistics(v, w.x),
+    )
+    for arg, values in (
+        ("data", [(42, TypeError), ("images", TypeError), (None, TypeError)]),
+        ("batch_size", _int_values(1)),
+        ("steps", [x for x in _int_values(1) if x[0] is not None]),
+    ):
+        cases += _cases(
+            "recompute_bn_statistics",
+            arg,
+            lambda w, v, arg=arg: kerasft.recompute_bn_statistics(
+                w.model, **{"data": w.x, arg: v}
+            ),
+            values,
+        )
+    return cases
+
+
 CASES = (
     _top_level_cases()
     + _toolkit_cases()
@@ -1679,4 +1724,5 @@ CASES = (
     + _schedule_cases()
     + _sequence_cases()
     + _text_cases()
+    + _averaging_cases()
 )

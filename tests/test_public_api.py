@@ -36,6 +36,7 @@ PUBLIC = {
         "optimizers",
         "peft",
         "plotting",
+        "recompute_bn_statistics",
         "register_stage_map",
         "regularizers",
         "resolve_layers",
@@ -118,8 +119,10 @@ PUBLIC = {
         "VGG19",
     ],
     "kerasft.callbacks": [
+        "EMA",
         "FreezeUntil",
         "only",
+        "SWA",
         "UnfreezeSchedule",
     ],
     "kerasft.cli": [

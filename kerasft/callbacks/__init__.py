@@ -1,12 +1,17 @@
-"""Callbacks that change what trains inside one `model.fit`."""
+"""Callbacks for fine-tuning inside one `model.fit`: what trains, and
+weight averaging."""
 
+from kerasft._src.callbacks.ema import EMA
 from kerasft._src.callbacks.freeze_until import FreezeUntil
+from kerasft._src.callbacks.swa import SWA
 from kerasft._src.callbacks.unfreeze_schedule import UnfreezeSchedule
 from kerasft._src.callbacks.unfreeze_schedule import only
 from kerasft._src.moved import removed_name
 
 __all__ = [
+    "EMA",
     "FreezeUntil",
+    "SWA",
     "UnfreezeSchedule",
     "only",
 ]
