@@ -280,13 +280,12 @@ def _soft_labels(tf, labels, num_classes):
                 message="Class indices must be whole numbers.",
             )
         indices = tf.cast(tf.reshape(labels, [-1]), "int32")
-        tf.debugging.assert_non_negative(
-            indices, message="Class indices must be >= 0."
-        )
+        # A negative index wraps to a large unsigned one: one check.
         tf.debugging.assert_less(
-            indices,
-            num_classes,
-            message=f"Class indices must be < num_classes={num_classes}.",
+            tf.cast(indices, "uint32"),
+            tf.constant(num_classes, "uint32"),
+            message=f"Class indices must be >= 0 and < num_classes="
+            f"{num_classes}.",
         )
         return tf.one_hot(indices, num_classes, dtype="float32")
     raise ValueError(
