@@ -74,6 +74,7 @@ SKIPPED = {
     # Returned by `kerasft.lr_find`, not built by users; its `plot` path
     # goes through the checks of `kerasft.plotting` (cases there).
     "kerasft.LRFindResult": "returned by kerasft.lr_find",
+    "kerasft.augment.Mixer": "built by kerasft.augment.mix",
     # keras.applications families: thin wrappers of `from_application`,
     # which has the cases; MobileNet, VGG16 and ResNet50 have a few too.
     **{
@@ -537,10 +538,69 @@ def _augment_cases():
         [(42, TypeError), ("", TypeError)],
     )
     cases += _cases(
+        "augmentation",
+        "erasing",
+        lambda w, v: aug("light", erasing=v),
+        [
+            (-0.1, ValueError),
+            (1.5, ValueError),
+            (NAN, ValueError),
+            ("0.25", TypeError),
+            (True, TypeError),
+            (None, TypeError),
+        ],
+    )
+    cases += _cases(
         "Augmentation",
         "layers",
         lambda w, v: kerasft.augment.Augmentation(v),
         [(42, TypeError), ([42], TypeError, "=42")],
+    )
+    return cases
+
+
+def _mixing_cases():
+    mix = kerasft.augment.mix
+    cases = []
+    for arg, values in (
+        ("kind", [("blend", ValueError), ("", ValueError), (None, ValueError)]),
+        ("num_classes", _int_values(2)),
+        ("alpha", [(0, ValueError), (-1.0, ValueError), (NAN, ValueError)]),
+        ("alpha", [(INF, ValueError), ("0.2", TypeError), (True, TypeError)]),
+        ("probability", [(-0.1, ValueError), (1.5, ValueError)]),
+        ("probability", [(NAN, ValueError), ("1", TypeError)]),
+        ("seed", [("1", TypeError), (1.5, TypeError), (-1, ValueError)]),
+    ):
+        cases += _cases(
+            "mix",
+            arg,
+            lambda w, v, arg=arg: mix(**{"num_classes": 3, arg: v}),
+            values,
+        )
+    cases += _cases(
+        "mix",
+        "alpha",
+        lambda w, v: mix("cutmix", num_classes=3, alpha=v),
+        [(2.5, ValueError)],
+    )
+    off = kerasft.augment.MixOff
+    cases += _cases(
+        "MixOff",
+        "mixer",
+        lambda w, v: off(v, 1),
+        [(42, TypeError), ("mixup", TypeError), (None, TypeError)],
+    )
+    cases += _cases(
+        "MixOff",
+        "off_epoch",
+        lambda w, v: off(mix(num_classes=3), v),
+        _int_values(0),
+    )
+    cases += _cases(
+        "MixOff",
+        "verbose",
+        lambda w, v: off(mix(num_classes=3), 1, verbose=v),
+        [(2, ValueError), ("1", TypeError), (True, TypeError)],
     )
     return cases
 
@@ -1713,6 +1773,7 @@ CASES = (
     _top_level_cases()
     + _toolkit_cases()
     + _augment_cases()
+    + _mixing_cases()
     + _backbone_cases()
     + _callback_cases()
     + _data_selection_cases()

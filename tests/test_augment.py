@@ -33,7 +33,49 @@ def test_kinds_build_keras_preprocessing_layers():
     no_flip = augment.augmentation("standard", flip=None, name="aug")
     assert "RandomFlip" not in _classes(no_flip)
     assert no_flip.name == "aug"
-    assert augment.KINDS == ("light", "standard")
+    assert augment.KINDS == ("light", "standard", "randaugment", "augmix")
+
+
+@pytest.mark.parametrize(
+    "kind, policy",
+    [("randaugment", "RandAugment"), ("augmix", "AugMix")],
+)
+def test_strong_policies_are_keras_layers(kind, policy):
+    layer = augment.augmentation(kind, erasing=0.25, seed=4)
+    assert _classes(layer) == ["RandomFlip", policy, "RandomErasing"]
+    assert [x.seed for x in layer.layers] == [4, 5, 6]
+    erasing = layer.layers[-1]
+    assert tuple(erasing.factor) == (0.25, 0.25)
+    assert tuple(erasing.value_range) == (0, 255)
+    no_flip = augment.augmentation(kind, flip=None, value_range=(0, 1))
+    assert _classes(no_flip) == [policy]
+    assert tuple(no_flip.layers[0].value_range) == (0, 1)
+
+
+def test_erasing_replaces_a_rectangle_of_every_image():
+    layer = augment.augmentation("light", flip=None, erasing=1.0, seed=0)
+    assert _classes(layer)[-1] == "RandomErasing"
+    erase_only = augment.Augmentation([layer.layers[-1]])
+    x = np.full((4, 16, 16, 3), 128.0, "float32")
+    out = keras.ops.convert_to_numpy(erase_only(x, training=True))
+    changed = (out != x).any(axis=-1).mean(axis=(1, 2))
+    assert (changed > 0).all() and (changed < 0.5).all()
+    assert out.min() >= 0.0 and out.max() <= 255.0
+
+
+def test_strong_policies_serialize_and_keep_the_shape():
+    layer = augment.augmentation("randaugment", erasing=0.5, seed=2, name="ra")
+    config = keras.saving.serialize_keras_object(layer)
+    restored = keras.saving.deserialize_keras_object(config)
+    assert isinstance(restored, augment.Augmentation)
+    assert restored.name == "ra"
+    assert _classes(restored) == _classes(layer)
+    for a, b in zip(restored.layers, layer.layers, strict=True):
+        assert a.get_config() == b.get_config()
+    x = _images(2, 16)
+    out = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert out.shape == x.shape
+    assert out.min() >= 0.0 and out.max() <= 255.0
 
 
 def test_training_changes_images_inference_passes_them_through():
@@ -75,6 +117,32 @@ def test_runs_in_a_tf_data_pipeline_on_every_backend():
     assert [a.shape for a, _ in batches] == [(4, 16, 16, 3)] * 2
     assert np.abs(batches[0][0] - x[:4]).max() > 1.0
     np.testing.assert_array_equal(batches[1][1], y[4:])
+
+
+@pytest.mark.parametrize("kind", ["randaugment", "augmix"])
+def test_strong_policies_run_in_tf_data_and_in_a_model(kind):
+    tf = pytest.importorskip("tensorflow")
+    layer = augment.augmentation(kind, erasing=0.25, seed=1)
+    x, y = _images(8), np.arange(8) % 3
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .batch(4)
+        .map(lambda a, b: (layer(a, training=True), b))
+    )
+    batches = [a.numpy() for a, _ in dataset]
+    assert [a.shape for a in batches] == [(4, 16, 16, 3)] * 2
+    assert np.abs(np.concatenate(batches) - x).max() > 1.0
+
+    inputs = keras.Input((16, 16, 3))
+    features = augment.augmentation(kind, erasing=0.25, seed=1)(inputs)
+    features = keras.layers.GlobalAveragePooling2D()(features)
+    outputs = keras.layers.Dense(3, activation="softmax")(features)
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    np.testing.assert_array_equal(
+        model.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
 
 
 def _tiny_vgg():
@@ -131,7 +199,10 @@ def test_inside_a_model_keeps_stages_and_trains(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"kind": "heavy"}, ValueError, "Allowed: \\['light', 'standard'\\]"),
+        ({"kind": "heavy"}, ValueError, "'light', 'standard', 'randaugment'"),
+        ({"kind": "augmx"}, ValueError, "Did you mean 'augmix'"),
+        ({"erasing": 1.5}, ValueError, "erasing=1.5"),
+        ({"erasing": "0.25"}, TypeError, "erasing='0.25'"),
         ({"flip": "diagonal"}, ValueError, "flip='diagonal'"),
         ({"value_range": (255, 0)}, ValueError, "value_range=\\(255, 0\\)"),
         ({"value_range": (0,)}, ValueError, "two numbers"),

@@ -56,6 +56,10 @@ PUBLIC = {
         "Augmentation",
         "augmentation",
         "KINDS",
+        "mix",
+        "MIX_KINDS",
+        "Mixer",
+        "MixOff",
     ],
     "kerasft.assets": [
         "ASSET_NAMES",
