@@ -83,6 +83,9 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
     out = os.fspath(tmp_path / "run")
     args = [data, "--weights", "none", "--image-size", "32", "--epochs", "1"]
     args += ["--head-epochs", "1", "--batch-size", "4", "--out", out]
+    # Switches that do not change what this test checks (one epoch per
+    # phase: the best is the last).
+    args += ["--patience", "2", "--class-weight", "auto", "--head-lr", "3e-3"]
     if keras.backend.backend() == "tensorflow":
         # Graph tracing of MobileNet costs TensorFlow seconds per phase.
         args.append("--run-eagerly")
@@ -157,6 +160,11 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
     assert tune["trainable_params"] > head["trainable_params"]
     assert summary["wall_time_seconds"] > 0
     assert summary["args"]["epochs"] == 1 and summary["args"]["out"] == out
+    assert summary["args"]["patience"] == 2
+    assert summary["args"]["class_weight"] == "auto"
+    assert summary["class_weights"] == {"cats": 1.0, "dogs": 1.0}
+    assert head["early_stopping"]["best_epoch"] == 0
+    assert tune["early_stopping"]["best_epoch"] == 1
 
     assert summary["export"]["path"] == os.path.join("serving", "pets", "1")
     version = os.path.join(out, "serving", "pets", "1")
@@ -185,6 +193,13 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
         ("ok", ["--weights", "nowhere.h5"], "--weights must be .*no file"),
         ("ok", ["--validation-split", "0"], "--validation-split must be"),
         ("ok", ["--epochs", "0"], "--epochs must be an int >= 1"),
+        ("ok", ["--patience", "0"], "--patience must be an int >= 1"),
+        (
+            "ok",
+            ["--label-smoothing", "1"],
+            "--label-smoothing must be .* < 1. Received: --label-smoothing 1.0",
+        ),
+        ("ok", ["--lr", "-1"], "--learning-rate must be .*> 0"),
     ],
 )
 def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):
@@ -206,7 +221,15 @@ def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):
     "argv, fragment",
     [
         (["finetune", "--epochs", "x"], "invalid int value: 'x'"),
-        (["finetune", "--learning-rate", "fast"], "invalid float value"),
+        (
+            ["finetune", "--learning-rate", "fast"],
+            "invalid value: 'fast' (a float such as 1e-4, or auto)",
+        ),
+        (["finetune", "--lr", "1e-3x"], "invalid value: '1e-3x'"),
+        (["finetune", "--patience", "x"], "invalid int value: 'x'"),
+        (["finetune", "--mixed-precision", "fp16"], "invalid choice: 'fp16'"),
+        (["finetune", "--class-weight", "balanced"], "invalid choice"),
+        (["finetune", "--label-smoothing", "x"], "invalid float value"),
         (["finetune", "--no-such-flag"], "unrecognized arguments"),
         (["finetune", "--backbone"], "expected one argument"),
         (["finetune", "--backbone", "alexnet"], "invalid choice: 'alexnet'"),
@@ -274,6 +297,42 @@ def test_finetune_flags_come_from_the_config(capsys):
     for name in kerasft.finetune.STRATEGIES:
         assert name in out
     assert "-q, --quiet" in out and "-v, --verbose" in out
+    for flag in ("--lr {RATE,auto}", "--head-lr", "--patience N"):
+        assert flag in out, flag
+    for flag in ("--mixed-precision", "--label-smoothing", "--tensorboard"):
+        assert flag in out, flag
+
+
+def test_finetune_switches_reach_the_config():
+    from kerasft._src.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["finetune", "--lr", "auto", "--head-lr", "1e-3", "--patience", "2"]
+        + ["--mixed-precision", "mixed_bfloat16", "--label-smoothing", "0.1"]
+        + ["--class-weight", "auto", "--tensorboard", "--seed", "7"]
+    )
+    assert args.learning_rate == "auto" and args.head_learning_rate == 1e-3
+    assert args.patience == 2 and args.mixed_precision == "mixed_bfloat16"
+    assert args.label_smoothing == 0.1 and args.class_weight == "auto"
+    assert args.tensorboard is True and args.seed == 7
+
+
+def test_docs_list_every_finetune_flag():
+    import dataclasses
+
+    from kerasft._src.cli import _flag
+    from kerasft.finetune import FinetuneConfig
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "cli.md")) as f:
+        page = f.read()
+    for field in dataclasses.fields(FinetuneConfig):
+        if "positional" in field.metadata:
+            continue
+        flag = _flag(field)
+        if field.default is True:
+            flag = f"--no-{field.name}"
+        assert f"| `{flag}`" in page, flag
 
 
 def test_finetune_imagenet_download_failure(tmp_path, capsys, monkeypatch):

@@ -19,6 +19,7 @@ from kerasft import finetune
 from kerasft._src import assets
 from kerasft._src.run import data as run_data
 from kerasft._src.run import model as run_model
+from kerasft._src.run import switches
 
 
 def _write_folder(root, classes=("cats", "dogs"), per_class=4, bad=True):
@@ -235,6 +236,23 @@ def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
         ({"learning_rate": -1.0}, "`learning_rate` must be"),
         ({"weights": "missing.h5"}, "no file exists at 'missing.h5'"),
         ({"name": "bad name"}, "`name` must be letters"),
+        (
+            {"learning_rate": "fast"},
+            "`learning_rate` must be a number > 0 or 'auto'. "
+            "Received: learning_rate='fast'",
+        ),
+        ({"head_learning_rate": 0}, "`head_learning_rate` must be"),
+        ({"patience": 0}, "`patience` must be an int >= 1 or None"),
+        (
+            {"mixed_precision": "float16"},
+            "`mixed_precision` must be one of .*'mixed_float16'",
+        ),
+        ({"label_smoothing": 1.0}, "`label_smoothing` must be .* < 1"),
+        ({"label_smoothing": -0.1}, "`label_smoothing` must be .* >= 0"),
+        (
+            {"class_weight": "balanced"},
+            "`class_weight` must be one of \\['none', 'auto'\\]",
+        ),
     ],
 )
 def test_bad_options(tmp_path, kwargs, match):
@@ -248,7 +266,10 @@ def test_bad_options(tmp_path, kwargs, match):
     "kwargs, match",
     [
         ({"epochs": 1.5}, "`epochs` must be an int >= 1. Received: epochs=1.5"),
-        ({"learning_rate": "fast"}, "Received: learning_rate='fast'"),
+        ({"learning_rate": [1e-3]}, "must be a number > 0 or 'auto'"),
+        ({"patience": 1.5}, "Received: patience=1.5"),
+        ({"label_smoothing": "0.1"}, "Received: label_smoothing='0.1'"),
+        ({"tensorboard": 1}, "`tensorboard` must be True or False"),
         ({"export": "yes"}, "`export` must be True or False"),
         ({"name": 5}, "`name` must be a str or None"),
         ({"max_per_class": 2.0}, "Received: max_per_class=2.0"),
@@ -324,6 +345,12 @@ def test_missing_packages_fail_before_training(tmp_path, monkeypatch):
         r"matplotlib tensorflow \(or `export=False`\)",
     ):
         _run(data, os.fspath(tmp_path / "run"), export=True)
+    with pytest.raises(
+        finetune.FinetuneError,
+        match=r"pip install matplotlib tensorflow \(or without `tensorboard`",
+    ):
+        _run(data, os.fspath(tmp_path / "run"), tensorboard=True)
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_the_docs_show_the_strategy_registry():
@@ -379,3 +406,110 @@ def test_partial_and_chain_thaw(tmp_path, tiny, strategy):
         # The head alone, then block1 alone (2 epochs).
         stages = [e["stages"] for e in phase["unfreeze_events"]]
         assert stages == [["head"], ["block1"]]
+
+
+def _history(out):
+    with open(os.path.join(out, "history.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_switches(tmp_path, tiny):
+    """patience, mixed precision, label smoothing, class weights, lr auto
+    and TensorBoard in one run."""
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    # 4 cats, 3 dogs: 3 and 2 training images after the split.
+    os.remove(os.path.join(data, "dogs", "3.png"))
+    out = os.fspath(tmp_path / "run")
+    policy = keras.mixed_precision.dtype_policy().name
+    lines = []
+    summary = _run(
+        data,
+        out,
+        log=lines.append,
+        strategy="full",
+        head_epochs=3,
+        epochs=2,
+        # Too small to move a float32 weight: the held-out loss stays put,
+        # so early stopping ends the probe after its second epoch.
+        head_learning_rate=1e-12,
+        learning_rate="auto",
+        patience=1,
+        mixed_precision="mixed_float16",
+        label_smoothing=0.1,
+        class_weight="auto",
+        tensorboard=True,
+        run_eagerly=False,
+    )
+    assert keras.mixed_precision.dtype_policy().name == policy
+    assert "Mixed precision: mixed_float16 (float32 variables" in lines[2]
+    assert lines[3] == "Class weights (balanced): cats 0.833, dogs 1.25"
+    assert "Early stopping after epoch 2/3" in "\n".join(lines)
+    assert any("(lr_find's valley)" in line for line in lines)
+    assert lines[-1].endswith(
+        "(model.keras, history.csv, history.png, summary.json, tensorboard/)"
+    )
+    head, tune = summary["phases"]["head"], summary["phases"]["finetune"]
+    assert head["epochs_run"] == 2
+    assert head["early_stopping"] == {
+        "monitor": "val_loss",
+        "patience": 1,
+        "best_epoch": 0,
+        "stopped_epoch": 1,
+    }
+    rows = _history(out)
+    assert [r["phase"] for r in rows] == ["head"] * 2 + ["finetune"] * (
+        tune["epochs_run"]
+    )
+    # The accuracy of the kept weights: the best epoch's.
+    best = tune["early_stopping"]["best_epoch"]
+    assert 2 <= best < 2 + tune["epochs_run"]
+    assert tune["heldout_accuracy"] == pytest.approx(
+        float(rows[best]["val_accuracy"]), abs=1e-6
+    )
+
+    found = tune["lr_find"]
+    assert tune["learning_rate"] == found["valley"]
+    assert 1e-7 <= found["valley"] <= 10.0
+    assert found["steps"] >= 2
+    assert head["learning_rate"] == 1e-12 and "lr_find" not in head
+    assert summary["class_weights"] == pytest.approx(
+        {"cats": 5 / (2 * 3), "dogs": 5 / (2 * 2)}
+    )
+    assert summary["dtype_policy"] == "mixed_float16"
+
+    # `compile` added the loss scaling float16 gradients need.
+    assert head["loss_scale"] > 0 and tune["loss_scale"] > 0
+    # The outer model takes the global policy when it is loaded.
+    with switches.dtype_policy("mixed_float16"):
+        model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    conv = model.get_layer("tiny_vgg").get_layer("block1_conv1")
+    assert conv.dtype_policy.name == "mixed_float16"
+    assert model.get_layer("predictions").dtype_policy.name == "float32"
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    assert model.loss.label_smoothing == pytest.approx(0.1)
+
+    for phase in ("head", "finetune"):
+        for split in ("train", "validation"):
+            logs = os.path.join(out, "tensorboard", phase, split)
+            assert any(n.startswith("events.") for n in os.listdir(logs))
+    args = summary["args"]
+    assert args["learning_rate"] == "auto" and args["patience"] == 1
+    assert args["mixed_precision"] == "mixed_float16"
+    assert args["tensorboard"] is True
+    # The recorded options are a config: the same call repeats the run.
+    assert finetune.FinetuneConfig(**args).validated().class_weight == "auto"
+
+    # A run without TensorBoard into the same folder removes the old logs.
+    _run(data, out, epochs=1, strategy="probe", overwrite=True)
+    assert not os.path.exists(os.path.join(out, "tensorboard"))
+
+
+def test_seed_repeats_a_run(tmp_path, tiny):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    histories = []
+    for name in ("a", "b"):
+        out = os.fspath(tmp_path / name)
+        _run(data, out, strategy="full", epochs=1, seed=3)
+        histories.append(_history(out))
+    assert histories[0] == histories[1]

@@ -45,7 +45,8 @@ trains the head alone (a linear probe: the accuracy before fine-tuning);
 phase 2 fine-tunes with --strategy:
 {strategies}
 The run folder (--out) receives model.keras, history.csv, history.png,
-summary.json and a TF Serving export in serving/NAME/1/.
+summary.json (every option, so a run can be repeated), TensorBoard logs in
+tensorboard/ with --tensorboard, and a TF Serving export in serving/NAME/1/.
 """
 
 FINETUNE_EPILOG = """examples:
@@ -53,6 +54,8 @@ FINETUNE_EPILOG = """examples:
   kerasft finetune flowers/ --out runs/flowers --epochs 4
   kerasft finetune flowers/ --backbone efficientnetb0 --weights none
   kerasft finetune --strategy lp-ft --backend jax --out runs/lpft
+  kerasft finetune flowers/ --lr auto --patience 2 --class-weight auto
+  kerasft finetune --mixed-precision mixed_bfloat16 --label-smoothing 0.1
   kerasft finetune --out runs/demo > log.txt    one line per epoch
 """
 _FLAG_ONLY = {"out": "Default: runs/finetune-YYYYmmdd-HHMMSS."}
@@ -87,6 +90,31 @@ def _strategy_type(value: str) -> str:
         ) from None
 
 
+def _rate_type(value: str) -> float | str:
+    """A learning rate flag: a float, or `auto` (`kerasft.lr_find`)."""
+    from kerasft._src.run.config import AUTO
+
+    if value == AUTO:
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value: {value!r} (a float such as 1e-4, or {AUTO})"
+        ) from None
+
+
+# The flags whose type is not the type of the field's default.
+_FLAG_TYPES = {
+    "image_size": int,
+    "max_per_class": int,
+    "patience": int,
+    "strategy": _strategy_type,
+    "learning_rate": _rate_type,
+    "head_learning_rate": _rate_type,
+}
+
+
 def _has_value(default) -> bool:
     return default is not None and default is not dataclasses.MISSING
 
@@ -116,11 +144,9 @@ def _add_config_argument(parser, field) -> None:
             help=meta.get("off_help", meta["help"]),
         )
     else:
-        kind = {
-            "image_size": int,
-            "max_per_class": int,
-            "strategy": _strategy_type,
-        }.get(field.name, type(default) if _has_value(default) else None)
+        kind = _FLAG_TYPES.get(
+            field.name, type(default) if _has_value(default) else None
+        )
         metavar = meta.get("metavar")
         if field.name == "strategy":
             from kerasft._src.run.strategies import STRATEGIES
@@ -128,6 +154,7 @@ def _add_config_argument(parser, field) -> None:
             metavar = "{" + ",".join(STRATEGIES) + "}"
         parser.add_argument(
             _flag(field),
+            *meta.get("aliases", ()),
             type=kind,
             default=None if default is dataclasses.MISSING else default,
             choices=list(meta["choices"]) if "choices" in meta else None,

@@ -117,6 +117,8 @@ def add_head(x, num_classes, head, dropout, hidden_units, activation):
         )(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    # float32 under a mixed dtype policy too: the softmax and the loss
+    # need its range (Keras's mixed precision guide).
     return keras.layers.Dense(
-        num_classes, activation=activation, name="predictions"
+        num_classes, activation=activation, name="predictions", dtype="float32"
     )(x)

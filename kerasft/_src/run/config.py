@@ -10,6 +10,7 @@ can show them as its flags.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 import re
 
@@ -36,6 +37,11 @@ _DEFAULT_SIZE_BUNDLED = 64
 # looks for a file per size among 128, 160, 192 and 224).
 _DEFAULT_SIZE_FOLDER = 224
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+# `--mixed-precision`: Keras dtype policies (`none` keeps the current one).
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+CLASS_WEIGHTS = ("none", "auto")
+# `learning_rate="auto"`: the rate `kerasft.lr_find` suggests (valley).
+AUTO = "auto"
 
 
 class FinetuneError(ValueError):
@@ -56,7 +62,9 @@ class FinetuneConfig:
 
     Every field is a keyword of `finetune` and a flag of `kerasft
     finetune` (`head_epochs` is `--head-epochs`). `validated()` checks the
-    values and fills in the defaults that depend on the data.
+    values and fills in the defaults that depend on the data. A run's
+    `summary.json` records every field under `args` (the command adds
+    `backend`), so the same fields describe the same run again.
 
     Example:
 
@@ -83,15 +91,42 @@ class FinetuneConfig:
         batch_size: int >= 1. Defaults to `64`.
         image_size: int >= 32 or None. Square input size. Defaults to
             `None`: 64 for the bundled data, 224 for a folder.
-        learning_rate: float > 0. Adam's rate in phase 2. Defaults to
-            `1e-4`.
-        head_learning_rate: float > 0. Adam's rate in phase 1. Defaults
-            to `3e-3`.
+        learning_rate: float > 0 or `"auto"`. Adam's rate in phase 2.
+            `"auto"` runs `kerasft.lr_find` on the phase's compiled model
+            (what trains when the phase starts) and uses its `valley`
+            suggestion. Defaults to `1e-4`.
+        head_learning_rate: float > 0 or `"auto"`. Adam's rate in phase
+            1, as `learning_rate`. Defaults to `3e-3`.
         validation_split: float in (0, 1). Fraction of each class of a
             folder held out. Defaults to `0.2`.
         max_per_class: int >= 1 or None. At most this many images per
             class. Defaults to `None` (all).
-        seed: int >= 0. Seeds Keras and the split. Defaults to `0`.
+        seed: int >= 0. Seeds the split, and Keras
+            (`keras.utils.set_random_seed`: weights, dropout, shuffling)
+            before the model is built, so the same options give the same
+            run on the same machine and backend. Defaults to `0`.
+        patience: int >= 1 or None. Early stopping, in each phase: stop
+            when the held-out loss (`val_loss`) has not improved for this
+            many epochs, and keep the weights of its best epoch
+            (`keras.callbacks.EarlyStopping` with
+            `restore_best_weights=True`). Defaults to `None` (off).
+        mixed_precision: str. `"mixed_float16"` (with the dynamic loss
+            scaling of `keras.optimizers.LossScaleOptimizer`, which
+            `compile` adds), `"mixed_bfloat16"` or `"none"`: the Keras
+            dtype policy the model is built and trained with; the output
+            layer computes in float32 either way, and the global policy is
+            put back after the run. Defaults to `"none"` (the current
+            policy).
+        label_smoothing: float in [0, 1). Smooths the one-hot targets of
+            the loss (`keras.losses.CategoricalCrossentropy`). Defaults to
+            `0.0`.
+        class_weight: str. `"auto"` weighs each class by
+            `n_samples / (n_classes * count)` over the training images
+            (scikit-learn's "balanced"), passed to `fit`; `"none"` weighs
+            all alike. Defaults to `"none"`.
+        tensorboard: bool. Whether to write TensorBoard logs (one folder
+            per phase) into `out/tensorboard/`; needs TensorFlow. Defaults
+            to `False`.
         name: str or None. The model name of the TF Serving export.
             Defaults to `None`: the data folder's name, or
             `"fashion_mnist"`.
@@ -130,10 +165,19 @@ class FinetuneConfig:
         default_help=f"{_DEFAULT_SIZE_BUNDLED} for the bundled data, "
         f"{_DEFAULT_SIZE_FOLDER} for a folder",
     )
-    learning_rate: float = _option(
-        1e-4, "Adam's rate in phase 2 (the head's with discriminative)."
+    learning_rate: float | str = _option(
+        1e-4,
+        "Adam's rate in phase 2 (the head's with discriminative), or auto: "
+        "the valley suggestion of kerasft.lr_find, run when the phase starts.",
+        metavar="{RATE,auto}",
+        aliases=("--lr",),
     )
-    head_learning_rate: float = _option(3e-3, "Adam's rate in phase 1.")
+    head_learning_rate: float | str = _option(
+        3e-3,
+        "Adam's rate in phase 1, or auto (as --learning-rate).",
+        metavar="{RATE,auto}",
+        aliases=("--head-lr",),
+    )
     validation_split: float = _option(
         0.2, "Fraction of each class of DATA held out."
     )
@@ -143,7 +187,37 @@ class FinetuneConfig:
         default_help="all",
         metavar="N",
     )
-    seed: int = _option(0, "Seeds Keras (weights, shuffling) and the split.")
+    seed: int = _option(
+        0,
+        "Seeds the split and Keras (weights, dropout, shuffling): the same "
+        "options repeat a run on the same machine and backend.",
+    )
+    patience: int | None = _option(
+        None,
+        "Early stopping in each phase: stop after N epochs without a lower "
+        "held-out loss, keeping the best epoch's weights.",
+        default_help="off",
+        metavar="N",
+    )
+    mixed_precision: str = _option(
+        "none",
+        "Keras dtype policy of the run (mixed_float16 adds loss scaling); "
+        "the output layer computes in float32.",
+        choices=MIXED_PRECISION,
+    )
+    label_smoothing: float = _option(
+        0.0, "Label smoothing of the loss, in [0, 1).", metavar="X"
+    )
+    class_weight: str = _option(
+        "none",
+        "auto: weigh each class by n_samples / (n_classes * count) over "
+        "the training images.",
+        choices=CLASS_WEIGHTS,
+    )
+    tensorboard: bool = _option(
+        False,
+        "Write TensorBoard logs into OUT/tensorboard/ (needs TensorFlow).",
+    )
     name: str | None = _option(
         None,
         "Model name of the TF Serving export.",
@@ -210,10 +284,18 @@ class FinetuneConfig:
             max_inclusive=False,
         )
         for field in ("learning_rate", "head_learning_rate"):
-            check_number(
-                field, getattr(self, field), minimum=0, min_inclusive=False
-            )
-        for field in ("export", "overwrite", "run_eagerly"):
+            _check_rate(field, getattr(self, field))
+        check_int("patience", self.patience, minimum=1, allow_none=True)
+        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        check_number(
+            "label_smoothing",
+            self.label_smoothing,
+            minimum=0,
+            maximum=1,
+            max_inclusive=False,
+        )
+        check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
+        for field in ("export", "overwrite", "run_eagerly", "tensorboard"):
             check_bool(field, getattr(self, field))
         return dataclasses.replace(
             self,
@@ -222,6 +304,19 @@ class FinetuneConfig:
             image_size=image_size,
             name=_check_name(self.name, self.data),
         )
+
+
+def _check_rate(name, value):
+    """A learning rate: a number > 0, or `"auto"` (`kerasft.lr_find`)."""
+    check_type(name, value, (numbers.Real, str), "a number > 0 or 'auto'")
+    if isinstance(value, str):
+        if value != AUTO:
+            raise FinetuneError(
+                f"`{name}` must be a number > 0 or 'auto'. "
+                f"Received: {name}={value!r}"
+            )
+        return value
+    return check_number(name, value, minimum=0, min_inclusive=False)
 
 
 def _check_name(name, data):

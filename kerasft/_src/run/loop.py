@@ -18,10 +18,13 @@ import keras
 
 from kerasft._src.callbacks.trainable_schedule import TrainableSchedule
 from kerasft._src.logs import get_logger
+from kerasft._src.lr_find import lr_find
 from kerasft._src.optimizers.discriminative import DiscriminativeOptimizer
 from kerasft._src.run import data as run_data
 from kerasft._src.run import model as run_model
 from kerasft._src.run import report
+from kerasft._src.run import switches
+from kerasft._src.run.config import AUTO
 from kerasft._src.run.config import FinetuneConfig
 from kerasft._src.run.strategies import get_strategy
 from kerasft._src.stages import _count
@@ -29,6 +32,8 @@ from kerasft._src.stages import stages as model_stages
 from kerasft._src.validation import check_callable
 
 _LOGGER = get_logger("finetune")
+# The rate a phase is compiled with for `lr_find`, which sweeps its own.
+_SWEEP_RATE = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +42,7 @@ class _Phase:
     title: str
     strategy: str
     epochs: int
-    learning_rate: float
+    learning_rate: float | str  # a rate, or AUTO (lr_find)
     probed: bool
 
 
@@ -54,12 +59,17 @@ def finetune(
 
     Phase 1 trains the new head alone (a linear probe): its held-out
     accuracy is the accuracy *before* fine-tuning. Phase 2 fine-tunes with
-    a strategy of `STRATEGIES`. The run folder `out` receives `model.keras`
+    a strategy of `STRATEGIES`. The switches (`patience`,
+    `mixed_precision`, `label_smoothing`, `class_weight`, a learning rate
+    of `"auto"`, `tensorboard`) apply to both phases; see
+    `FinetuneConfig`. The run folder `out` receives `model.keras`
     (the fine-tuned model, which takes raw 0-255 RGB pixels), `history.csv`
     (one row per epoch of both phases), `history.png`
     (`kerasft.plotting.plot_history` with the unfreeze events and each
-    stage's learning rate), `summary.json` and, with `export=True`, the TF
-    Serving SavedModel in `out/serving/<name>/1`.
+    stage's learning rate), `summary.json`, with `tensorboard=True` the
+    TensorBoard logs in `out/tensorboard/` and, with `export=True`, the TF
+    Serving SavedModel in `out/serving/<name>/1`. `summary.json` records
+    every option (`args`), so the same call repeats the run.
 
     Example:
 
@@ -85,8 +95,10 @@ def finetune(
         **options: the other fields of `FinetuneConfig` (`backbone`,
             `weights`, `strategy`, `epochs`, `head_epochs`, `batch_size`,
             `image_size`, `learning_rate`, `head_learning_rate`,
-            `validation_split`, `max_per_class`, `seed`, `name`, `export`,
-            `overwrite`, `run_eagerly`), with their defaults.
+            `validation_split`, `max_per_class`, `seed`, `patience`,
+            `mixed_precision`, `label_smoothing`, `class_weight`,
+            `tensorboard`, `name`, `export`, `overwrite`, `run_eagerly`),
+            with their defaults.
 
     Returns:
         The summary dict, as written to `summary.json`.
@@ -108,15 +120,21 @@ def finetune(
     config = given.validated()
     args = given.as_args() if args is None else dict(args)
     report.check_out(config.out, config.overwrite)
-    run_model.check_dependencies(config.export)
+    run_model.check_dependencies(config.export, config.tensorboard)
     weights = run_model.resolve_weights(config.weights)
     config = dataclasses.replace(config, weights=weights)
     dataset = run_data.load(config)
     log(dataset.describe())
-    model = run_model.build(config, len(dataset.class_names), log)
-    report.prepare_out(config.out)
-    phases = _run_phases(model, config, dataset, verbose, log)
-    summary = report.write(config, dataset, model, phases, args, start)
+    inputs = switches.fit_inputs(config, dataset)
+    with switches.dtype_policy(config.mixed_precision):
+        model = run_model.build(config, len(dataset.class_names), log)
+        for line in switches.describe(config, inputs, dataset.class_names):
+            log(line)
+        report.prepare_out(config.out)
+        phases = _run_phases(model, config, inputs, verbose, log)
+        summary = report.write(
+            config, dataset, inputs, model, phases, args, start
+        )
     if config.export:
         report.export(config, summary, start, log)
     before, after = summary["accuracy_before"], summary["accuracy_after"]
@@ -136,7 +154,7 @@ def _listing(out):
     )
 
 
-def _run_phases(model, config, dataset, verbose, log):
+def _run_phases(model, config, inputs, verbose, log):
     """Runs the probe, then the strategy; returns one record per phase."""
     phases = (
         _Phase(
@@ -165,10 +183,10 @@ def _run_phases(model, config, dataset, verbose, log):
                 layer.set_weights(values)
         header = f"Phase {number}/{len(phases)}: {phase.title}"
         result = _run_phase(
-            model, phase, config, dataset, (verbose, log, header, offset)
+            model, phase, config, inputs, (verbose, log, header, offset)
         )
         results.append(result)
-        offset += phase.epochs
+        offset += result["record"]["epochs_run"]
         when = (
             "before fine-tuning (head only)"
             if number == 1
@@ -179,58 +197,69 @@ def _run_phases(model, config, dataset, verbose, log):
     return results
 
 
-def _run_phase(model, phase, config, dataset, context):
+def _run_phase(model, phase, config, inputs, context):
     """Builds the phase's strategy, trains, and returns its record."""
     verbose, log, header, offset = context
-    optimizer, callbacks = get_strategy(phase.strategy).build(
-        model,
-        learning_rate=phase.learning_rate,
-        epochs=phase.epochs,
-        probed=phase.probed,
-    )
-    model.compile(
-        optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        run_eagerly=config.run_eagerly,
-    )
+    found = None
+    if phase.learning_rate == AUTO:
+        log(f"\n== {header}: kerasft.lr_find chooses the learning rate")
+        found = _find_rate(model, phase, config, inputs)
+    rate = phase.learning_rate if found is None else found.valley
+    optimizer, callbacks = _compile(model, phase, rate, config, inputs)
     trainable = _count(model.trainable_variables)
     scheduled = any(isinstance(c, TrainableSchedule) for c in callbacks)
     log(
-        f"\n== {header}; {phase.epochs} epoch(s), learning rate "
-        f"{phase.learning_rate:g}, "
+        ("" if found else "\n")
+        + f"== {header}; {phase.epochs} epoch(s), learning rate "
+        + (f"{rate:.3g} (lr_find's valley), " if found else f"{rate:g}, ")
         + ("stages unfreeze on schedule" if scheduled else f"{trainable:,} ")
         + ("" if scheduled else "trainable parameters")
     )
+    added = switches.phase_callbacks(config, phase.key)
     rates = _StageRates()
     extra = [_EpochLines(log, phase.epochs)] if verbose == 0 else []
     tic = time.perf_counter()
     history = model.fit(
-        *dataset.train,
+        *inputs.train,
         batch_size=config.batch_size,
         epochs=phase.epochs,
-        validation_data=dataset.heldout,
-        callbacks=[*callbacks, rates, *extra],
+        validation_data=inputs.heldout,
+        class_weight=inputs.class_weight,
+        callbacks=[*callbacks, *added, rates, *extra],
         verbose=verbose,
     )
     seconds = round(time.perf_counter() - tic, 2)
     changes = _changes(callbacks, offset)
     if changes and changes[0]["epoch"] == offset:
         trainable = changes[0]["trainable_params"]
+    epochs_run = len(history.history["loss"])
     record = {
         "strategy": phase.strategy,
         "epochs": phase.epochs,
-        "learning_rate": phase.learning_rate,
+        "epochs_run": epochs_run,
+        "learning_rate": rate,
         "trainable_params": trainable,
         "trainable_params_end": _count(model.trainable_variables),
         "unfreeze_events": changes,
         "heldout_accuracy": float(history.history["val_accuracy"][-1]),
         "seconds": seconds,
     }
+    if found is not None:
+        record["lr_find"] = {
+            **found.suggestions,
+            "steps": len(found.learning_rates),
+            "diverged_at": found.diverged_at,
+        }
+    if isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer):
+        # mixed_float16: the dynamic loss scale the phase ended with.
+        scale = keras.ops.convert_to_numpy(model.optimizer.dynamic_scale)
+        record["loss_scale"] = float(scale)
+    stopper = switches.early_stopping(added)
+    if stopper is not None:
+        _record_early_stopping(record, stopper, history, offset, log)
     if isinstance(optimizer, DiscriminativeOptimizer):
         record["stage_learning_rates"] = {
-            k: phase.learning_rate * v
-            for k, v in optimizer.stage_factors.items()
+            k: rate * v for k, v in optimizer.stage_factors.items()
         }
     return {
         "key": phase.key,
@@ -238,6 +267,61 @@ def _run_phase(model, phase, config, dataset, context):
         "record": record,
         "events": _events(model, changes, offset),
     }
+
+
+def _compile(model, phase, rate, config, inputs):
+    """Sets what trains (the strategy) and compiles; returns its parts."""
+    optimizer, callbacks = get_strategy(phase.strategy).build(
+        model,
+        learning_rate=rate,
+        epochs=phase.epochs,
+        probed=phase.probed,
+    )
+    # A mixed_float16 model gets a LossScaleOptimizer around `optimizer`
+    # here (`auto_scale_loss`).
+    model.compile(
+        optimizer=optimizer,
+        loss=inputs.loss,
+        metrics=["accuracy"],
+        run_eagerly=config.run_eagerly,
+    )
+    return optimizer, callbacks
+
+
+def _find_rate(model, phase, config, inputs):
+    """`kerasft.lr_find` on the phase's starting state; the model is kept.
+
+    The range test sweeps the base rate from its own start, so the rate
+    the phase is compiled with for it does not matter; the phase is
+    compiled again afterwards, with a fresh optimizer at the found rate.
+    """
+    _compile(model, phase, _SWEEP_RATE, config, inputs)
+    return lr_find(
+        model, *inputs.train, batch_size=config.batch_size, seed=config.seed
+    )
+
+
+def _record_early_stopping(record, stopper, history, offset, log):
+    """Records where the held-out loss was best: its weights are kept."""
+    best = stopper.best_epoch
+    # The weights of the best epoch are back in the model, and so is the
+    # held-out accuracy measured with them.
+    record["heldout_accuracy"] = float(history.history["val_accuracy"][best])
+    stopped = stopper.stopped_epoch
+    record["early_stopping"] = {
+        "monitor": switches.MONITOR,
+        "patience": stopper.patience,
+        "best_epoch": offset + best,
+        "stopped_epoch": offset + stopped if stopped else None,
+    }
+    n = record["epochs_run"]
+    if stopped:
+        log(
+            f"Early stopping after epoch {n}/{record['epochs']}: no lower "
+            f"held-out loss for {stopper.patience} epoch(s)"
+        )
+    if best != n - 1:
+        log(f"Kept the weights of epoch {best + 1} (lowest held-out loss)")
 
 
 def _changes(callbacks, offset):
@@ -317,6 +401,8 @@ class _StageRates(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         optimizer = self.model.optimizer
+        # mixed_float16: the LossScaleOptimizer that `compile` wrapped.
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
         if isinstance(optimizer, DiscriminativeOptimizer):
             rates = optimizer.stage_learning_rates()
         else:

@@ -21,16 +21,27 @@ from kerasft._src.stages import stages as model_stages
 _LOGGER = get_logger("finetune")
 
 
-def check_dependencies(export: bool) -> None:
+def check_dependencies(export: bool, tensorboard: bool = False) -> None:
     """Fails before training when a package needed afterwards is missing."""
     needed = [("PIL", "pillow"), ("matplotlib", "matplotlib")]
-    if export:
+    # The TF Serving export and TensorBoard's log writer need TensorFlow.
+    without = [
+        text
+        for text, on in (
+            ("`export=False`", export),
+            ("without `tensorboard`", tensorboard),
+        )
+        if on
+    ]
+    if without:
         needed.append(("tensorflow", "tensorflow"))
     missing = [
         pip for module, pip in needed if not importlib.util.find_spec(module)
     ]
     if missing:
-        hint = " (or `export=False`)" if "tensorflow" in missing else ""
+        hint = ""
+        if "tensorflow" in missing:
+            hint = f" (or {' and '.join(without)})"
         raise FinetuneError(
             f"missing package(s) {', '.join(missing)}: pip install "
             f"{' '.join(missing)}{hint}"
@@ -40,6 +51,8 @@ def check_dependencies(export: bool) -> None:
 def build(config: FinetuneConfig, num_classes: int, log) -> keras.Model:
     """Builds the classifier of a config whose weights are resolved."""
     weights = config.weights
+    # Before the run's first random draw (weights, then dropout and the
+    # shuffling of `fit`): the same `seed` repeats the run.
     keras.utils.set_random_seed(config.seed)
     model = build_classifier(
         build_backbone(config.backbone, weights, config.image_size),

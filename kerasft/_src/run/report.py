@@ -15,13 +15,15 @@ from kerasft._src.run.config import FinetuneError
 
 RUN_FILES = ("model.keras", "history.csv", "history.png", "summary.json")
 SERVING_DIR = "serving"
+# With `tensorboard=True`: one folder of logs per phase.
+TENSORBOARD_DIR = "tensorboard"
 
 
 def run_files_in(out: str) -> list:
     """The entries of a run that `out` holds already."""
     if not os.path.isdir(out):
         return []
-    names = [*RUN_FILES, SERVING_DIR]
+    names = [*RUN_FILES, TENSORBOARD_DIR, SERVING_DIR]
     return [n for n in names if os.path.exists(os.path.join(out, n))]
 
 
@@ -91,7 +93,7 @@ def write_json(path: str, summary: dict, start: float) -> None:
     os.replace(tmp, path)
 
 
-def write(config, dataset, model, phases, args, start) -> dict:
+def write(config, dataset, inputs, model, phases, args, start) -> dict:
     """Writes model, history, plot and summary into `config.out`."""
     from kerasft._src import plotting
 
@@ -107,12 +109,12 @@ def write(config, dataset, model, phases, args, start) -> dict:
         title=f"{config.backbone}, {config.strategy}: held-out accuracy "
         f"{before:.3f} -> {after:.3f}",
     )
-    summary = _summary(config, dataset, model, phases, args)
+    summary = _summary(config, dataset, inputs, model, phases, args)
     write_json(paths["summary.json"], summary, start)
     return summary
 
 
-def _summary(config, dataset, model, phases, args):
+def _summary(config, dataset, inputs, model, phases, args):
     import kerasft
     from kerasft._src.stages import stages as model_stages
 
@@ -134,6 +136,12 @@ def _summary(config, dataset, model, phases, args):
         "strategy": config.strategy,
         "total_params": int(model.count_params()),
         "stages": [s.name for s in model_stages(model)],
+        "dtype_policy": model.dtype_policy.name,
+        "class_weights": None
+        if inputs.class_weight is None
+        else {
+            dataset.class_names[c]: w for c, w in inputs.class_weight.items()
+        },
         "accuracy_before": phases[0]["record"]["heldout_accuracy"],
         "accuracy_after": phases[-1]["record"]["heldout_accuracy"],
         "phases": {p["key"]: p["record"] for p in phases},
