@@ -253,6 +253,13 @@ def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
             {"class_weight": "balanced"},
             "`class_weight` must be one of \\['none', 'auto'\\]",
         ),
+        ({"ema": 1.0}, "`ema` must be .* < 1 or None. Received: ema=1.0"),
+        ({"ema": 0}, "`ema` must be .* > 0"),
+        (
+            {"ema": 0.9, "patience": 2},
+            "`ema` and `patience` cannot be combined.*ema=0.9, patience=2",
+        ),
+        ({"mix_off_epochs": -1}, "`mix_off_epochs` must be an int >= 0"),
     ],
 )
 def test_bad_options(tmp_path, kwargs, match):
@@ -270,6 +277,8 @@ def test_bad_options(tmp_path, kwargs, match):
         ({"patience": 1.5}, "Received: patience=1.5"),
         ({"label_smoothing": "0.1"}, "Received: label_smoothing='0.1'"),
         ({"tensorboard": 1}, "`tensorboard` must be True or False"),
+        ({"mixup": "yes"}, "`mixup` must be True or False"),
+        ({"ema": "0.9"}, "Received: ema='0.9'"),
         ({"export": "yes"}, "`export` must be True or False"),
         ({"name": 5}, "`name` must be a str or None"),
         ({"max_per_class": 2.0}, "Received: max_per_class=2.0"),
@@ -513,3 +522,56 @@ def test_seed_repeats_a_run(tmp_path, tiny):
         _run(data, out, strategy="full", epochs=1, seed=3)
         histories.append(_history(out))
     assert histories[0] == histories[1]
+
+
+def test_mixing_and_ema_switches(tmp_path, tiny):
+    """--mixup --cutmix --mix-off-epochs --ema, inside a gradual schedule,
+    repeatable with a seed."""
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    options = dict(
+        strategy="gradual",
+        head_epochs=1,
+        epochs=2,
+        mixup=True,
+        cutmix=True,
+        mix_off_epochs=1,
+        ema=0.9,
+        class_weight="auto",
+        seed=5,
+    )
+    runs = []
+    for name in ("a", "b"):
+        lines = []
+        out = os.fspath(tmp_path / name)
+        summary = _run(data, out, log=lines.append, **options)
+        runs.append((lines, summary, _history(out)))
+    (lines, summary, rows), (_, _, again) = runs
+    assert rows == again  # the seed repeats the mixing and the average
+    text = "\n".join(lines)
+    assert (
+        "Mixing: MixUp or CutMix (one per batch) of the training batches, "
+        "unmixed for the last 1 epoch(s) of each phase" in text
+    )
+    assert "Weight averaging: EMA with decay 0.9 in each phase" in text
+    # MixOff: the probe's one epoch is its last, unmixed; the schedule
+    # mixes its first epoch only.
+    assert [float(r["mix_probability"]) for r in rows] == [0.0, 1.0, 0.0]
+    assert summary["phases"]["finetune"]["unfreeze_events"]
+    args = summary["args"]
+    assert (args["mixup"], args["cutmix"], args["ema"]) == (True, True, 0.9)
+    assert args["mix_off_epochs"] == 1
+
+    # The saved model holds the average that the held-out evaluation used.
+    model = keras.saving.load_model(
+        os.path.join(out_a := tmp_path / "a", "model.keras")
+    )
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    config = finetune.FinetuneConfig(**args).validated()
+    heldout = run_data.load(config).heldout
+    accuracy = float(
+        np.mean(
+            np.argmax(model.predict(heldout[0], verbose=0), -1) == heldout[1]
+        )
+    )
+    assert summary["accuracy_after"] == pytest.approx(accuracy)
+    del out_a

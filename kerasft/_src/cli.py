@@ -109,6 +109,7 @@ _FLAG_TYPES = {
     "image_size": int,
     "max_per_class": int,
     "patience": int,
+    "ema": float,
     "strategy": _strategy_type,
     "learning_rate": _rate_type,
     "head_learning_rate": _rate_type,

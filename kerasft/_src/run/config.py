@@ -40,6 +40,14 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 # `--mixed-precision`: Keras dtype policies (`none` keeps the current one).
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 CLASS_WEIGHTS = ("none", "auto")
+_FLAGS = (
+    "export",
+    "overwrite",
+    "run_eagerly",
+    "tensorboard",
+    "mixup",
+    "cutmix",
+)
 # `learning_rate="auto"`: the rate `kerasft.lr_find` suggests (valley).
 AUTO = "auto"
 
@@ -127,6 +135,21 @@ class FinetuneConfig:
         tensorboard: bool. Whether to write TensorBoard logs (one folder
             per phase) into `out/tensorboard/`; needs TensorFlow. Defaults
             to `False`.
+        mixup: bool. MixUp the training batches (`kerasft.augment.mix`,
+            `Beta(0.2, 0.2)` weights): the targets become soft one-hot
+            rows and the loss `keras.losses.CategoricalCrossentropy`.
+            Needs TensorFlow (`tf.data`). Defaults to `False`.
+        cutmix: bool. CutMix the training batches (`Beta(1, 1)` areas), as
+            `mixup`; with both, each batch gets one of the two, with equal
+            chance. Defaults to `False`.
+        mix_off_epochs: int >= 0. With `mixup` or `cutmix`, the last this
+            many epochs of each phase train on unmixed images
+            (`kerasft.augment.MixOff`). Defaults to `0`.
+        ema: float in (0, 1) or None. Keeps an exponential moving average
+            of the weights with this decay in each phase
+            (`kerasft.callbacks.EMA` with `warmup=True`): the held-out
+            evaluation uses the average, and each phase ends with it.
+            Cannot be combined with `patience`. Defaults to `None` (off).
         name: str or None. The model name of the TF Serving export.
             Defaults to `None`: the data folder's name, or
             `"fashion_mnist"`.
@@ -218,6 +241,28 @@ class FinetuneConfig:
         False,
         "Write TensorBoard logs into OUT/tensorboard/ (needs TensorFlow).",
     )
+    mixup: bool = _option(
+        False,
+        "MixUp the training batches (Beta(0.2, 0.2) weights, soft labels).",
+    )
+    cutmix: bool = _option(
+        False,
+        "CutMix the training batches (Beta(1, 1) areas, soft labels); with "
+        "--mixup, each batch gets one of the two.",
+    )
+    mix_off_epochs: int = _option(
+        0,
+        "With --mixup/--cutmix: train the last N epochs of each phase on "
+        "unmixed images.",
+        metavar="N",
+    )
+    ema: float | None = _option(
+        None,
+        "Keep an exponential moving average of the weights with this decay "
+        "(e.g. 0.99) in each phase; validation and the saved model use it.",
+        default_help="off",
+        metavar="DECAY",
+    )
     name: str | None = _option(
         None,
         "Model name of the TF Serving export.",
@@ -295,8 +340,25 @@ class FinetuneConfig:
             max_inclusive=False,
         )
         check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
-        for field in ("export", "overwrite", "run_eagerly", "tensorboard"):
+        for field in _FLAGS:
             check_bool(field, getattr(self, field))
+        check_int("mix_off_epochs", self.mix_off_epochs, minimum=0)
+        check_number(
+            "ema",
+            self.ema,
+            minimum=0,
+            maximum=1,
+            min_inclusive=False,
+            max_inclusive=False,
+            allow_none=True,
+        )
+        if self.ema is not None and self.patience is not None:
+            raise FinetuneError(
+                "`ema` and `patience` cannot be combined: early stopping "
+                "keeps the raw weights of its best epoch, while `ema` ends "
+                "each phase with the average. Received: "
+                f"ema={self.ema!r}, patience={self.patience!r}"
+            )
         return dataclasses.replace(
             self,
             data=check_path("data", self.data, allow_none=True),

@@ -97,7 +97,8 @@ def finetune(
             `image_size`, `learning_rate`, `head_learning_rate`,
             `validation_split`, `max_per_class`, `seed`, `patience`,
             `mixed_precision`, `label_smoothing`, `class_weight`,
-            `tensorboard`, `name`, `export`, `overwrite`, `run_eagerly`),
+            `tensorboard`, `mixup`, `cutmix`, `mix_off_epochs`, `ema`,
+            `name`, `export`, `overwrite`, `run_eagerly`),
             with their defaults.
 
     Returns:
@@ -125,9 +126,11 @@ def finetune(
     config = dataclasses.replace(config, weights=weights)
     dataset = run_data.load(config)
     log(dataset.describe())
-    inputs = switches.fit_inputs(config, dataset)
     with switches.dtype_policy(config.mixed_precision):
         model = run_model.build(config, len(dataset.class_names), log)
+        # After the model: `build` seeds Keras, and so the shuffling of
+        # the mixed batches.
+        inputs = switches.fit_inputs(config, dataset)
         for line in switches.describe(config, inputs, dataset.class_names):
             log(line)
         report.prepare_out(config.out)
@@ -215,13 +218,13 @@ def _run_phase(model, phase, config, inputs, context):
         + ("stages unfreeze on schedule" if scheduled else f"{trainable:,} ")
         + ("" if scheduled else "trainable parameters")
     )
-    added = switches.phase_callbacks(config, phase.key)
+    added = switches.phase_callbacks(config, inputs, phase.key, phase.epochs)
     rates = _StageRates()
     extra = [_EpochLines(log, phase.epochs)] if verbose == 0 else []
     tic = time.perf_counter()
     history = model.fit(
         *inputs.train,
-        batch_size=config.batch_size,
+        **inputs.fit_options,
         epochs=phase.epochs,
         validation_data=inputs.heldout,
         class_weight=inputs.class_weight,

@@ -17,6 +17,10 @@ import os
 import keras
 import numpy as np
 
+from kerasft._src.callbacks.ema import EMA
+from kerasft._src.mixing import Mixer
+from kerasft._src.mixing import MixOff
+from kerasft._src.mixing import mix
 from kerasft._src.run.report import TENSORBOARD_DIR
 
 # What early stopping watches: the held-out loss, which is smoother than
@@ -29,16 +33,29 @@ class FitInputs:
     """The data of each phase, with the loss and class weights it needs.
 
     Attributes:
-        train: tuple. `(x, y)`, as `fit` takes them.
+        train: tuple. `(x, y)`, or `(dataset,)` when the batches are mixed,
+            as `fit` takes them.
         heldout: tuple. `(x, y)`, `fit`'s `validation_data`.
         loss: str or keras.losses.Loss. For `compile`.
         class_weight: dict or None. `{class index: weight}` for `fit`.
+        batch_size: int or None. `fit`'s `batch_size`: `None` for a
+            dataset, which is batched already.
+        mixer: Mixer or None. The MixUp/CutMix function the training
+            dataset maps (`kerasft.augment.mix`).
     """
 
     train: tuple
     heldout: tuple
     loss: str | keras.losses.Loss
     class_weight: dict | None
+    batch_size: int | None
+    mixer: Mixer | None = None
+
+    @property
+    def fit_options(self) -> dict:
+        """`fit`'s `batch_size` and `shuffle`: a dataset is both already."""
+        arrays = self.batch_size is not None
+        return {"batch_size": self.batch_size, "shuffle": arrays}
 
 
 def fit_inputs(config, dataset) -> FitInputs:
@@ -46,10 +63,12 @@ def fit_inputs(config, dataset) -> FitInputs:
     num_classes = len(dataset.class_names)
     train, heldout = dataset.train, dataset.heldout
     loss = "sparse_categorical_crossentropy"
-    if config.label_smoothing:
+    mixing = config.mixup or config.cutmix
+    if config.label_smoothing or mixing:
         # SparseCategoricalCrossentropy has no `label_smoothing` (Keras
-        # 3.15): the targets become one-hot for CategoricalCrossentropy.
-        # "accuracy" then resolves to categorical accuracy, same values.
+        # 3.15), and mixed labels are soft rows: the targets become one-hot
+        # for CategoricalCrossentropy. "accuracy" then resolves to
+        # categorical accuracy, same values.
         train = (train[0], _one_hot(train[1], num_classes))
         heldout = (heldout[0], _one_hot(heldout[1], num_classes))
         loss = keras.losses.CategoricalCrossentropy(
@@ -58,7 +77,35 @@ def fit_inputs(config, dataset) -> FitInputs:
     class_weight = None
     if config.class_weight == "auto":
         class_weight = balanced_class_weights(dataset.train[1], num_classes)
-    return FitInputs(train, heldout, loss, class_weight)
+    if not mixing:
+        return FitInputs(train, heldout, loss, class_weight, config.batch_size)
+    mixer = mix(_mix_kind(config), num_classes=num_classes, seed=config.seed)
+    mixed = _mixed_batches(train, mixer, config.batch_size, config.seed)
+    return FitInputs((mixed,), heldout, loss, class_weight, None, mixer)
+
+
+def _mix_kind(config) -> str:
+    if config.mixup and config.cutmix:
+        return "both"
+    return "mixup" if config.mixup else "cutmix"
+
+
+def _mixed_batches(train, mixer, batch_size, seed):
+    """Shuffled batches (a new order each epoch), mixed by `mixer`.
+
+    The map runs one batch at a time: the mixer's per-batch draws then
+    come in batch order, so a seeded run mixes the same way again.
+    """
+    import tensorflow as tf
+
+    x, y = train
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(mixer)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def _one_hot(labels, num_classes):
@@ -81,9 +128,16 @@ def balanced_class_weights(labels, num_classes: int) -> dict:
     }
 
 
-def phase_callbacks(config, phase_key: str) -> list:
-    """The callbacks the switches add to the phase named `phase_key`."""
+def phase_callbacks(config, inputs: FitInputs, phase_key, epochs) -> list:
+    """The callbacks the switches add to a phase of `epochs` epochs.
+
+    `EMA` comes last: it writes the average into the model when the
+    phase ends, after the other callbacks.
+    """
     callbacks = []
+    if inputs.mixer is not None and config.mix_off_epochs:
+        off_epoch = max(epochs - config.mix_off_epochs, 0)
+        callbacks.append(MixOff(inputs.mixer, off_epoch))
     if config.patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -96,6 +150,9 @@ def phase_callbacks(config, phase_key: str) -> list:
         # One folder per phase: each phase's `fit` counts epochs from 0.
         log_dir = os.path.join(config.out, TENSORBOARD_DIR, phase_key)
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
+    if config.ema is not None:
+        # warmup: a phase is short, the average must leave its start.
+        callbacks.append(EMA(config.ema, warmup=True))
     return callbacks
 
 
@@ -146,4 +203,19 @@ def describe(config, inputs: FitInputs, class_names) -> list:
             f"{class_names[c]} {w:.3g}" for c, w in inputs.class_weight.items()
         )
         lines.append(f"Class weights (balanced): {weights}")
+    if inputs.mixer is not None:
+        kind = {"mixup": "MixUp", "cutmix": "CutMix"}
+        name = kind.get(inputs.mixer.kind, "MixUp or CutMix (one per batch)")
+        off = (
+            f", unmixed for the last {config.mix_off_epochs} epoch(s) of "
+            "each phase"
+            if config.mix_off_epochs
+            else ""
+        )
+        lines.append(f"Mixing: {name} of the training batches{off}")
+    if config.ema is not None:
+        lines.append(
+            f"Weight averaging: EMA with decay {config.ema:g} in each phase "
+            "(held-out evaluation and the saved model use the average)"
+        )
     return lines
