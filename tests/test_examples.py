@@ -42,6 +42,7 @@ def test_examples_exist():
         "mobilenet_strategies.py",
         "quickstart.py",
         "resnet_vgg_unfreeze.py",
+        "toolkit.py",
     } <= names
 
 
