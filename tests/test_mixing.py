@@ -240,3 +240,38 @@ def test_mix_off_errors():
         augment.MixOff(42, 1)
     with pytest.raises(ValueError, match="off_epoch=-1"):
         augment.MixOff(mixer, -1)
+
+
+class _Crash(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise RuntimeError("preempted")
+
+
+def test_mix_off_resumes_with_backup_and_restore(tmp_path):
+    """A run resumed by BackupAndRestore mixes as the uninterrupted one."""
+    images, labels = _coded_batch()
+    mixer = augment.mix("mixup", num_classes=8, seed=0)
+    train = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    model = _tiny_vgg_classifier()
+    model.compile("sgd", "categorical_crossentropy", metrics=[_mixed_fraction])
+    backup = str(tmp_path / "backup")
+
+    def fit(*extra):
+        return model.fit(
+            train.map(mixer),
+            epochs=4,
+            callbacks=[
+                keras.callbacks.BackupAndRestore(backup),
+                augment.MixOff(mixer, off_epoch=3),
+                *extra,
+            ],
+            verbose=0,
+        )
+
+    with pytest.raises(RuntimeError, match="preempted"):
+        fit(_Crash())
+    history = fit().history  # epochs 2 and 3
+    assert history["mix_probability"] == [1.0, 0.0]
+    assert history["_mixed_fraction"][0] > 0
+    assert history["_mixed_fraction"][1] == 0.0
