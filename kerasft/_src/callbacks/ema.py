@@ -144,19 +144,7 @@ class EMA(WeightAverage):
         decay = self.decay
         if self.warmup:
             decay = min(decay, (1 + self.updates) / (10 + self.updates))
-        rate = 1.0 - decay
-        self._average = [
-            keras.ops.add(
-                average,
-                keras.ops.multiply(
-                    keras.ops.subtract(
-                        keras.ops.cast(weights, average.dtype), average
-                    ),
-                    rate,
-                ),
-            )
-            for average, weights in zip(self._average, self._current())
-        ]
+        self._move_towards_current(1.0 - decay)
         self.updates += 1
 
     def _state(self):

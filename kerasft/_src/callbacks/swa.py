@@ -119,19 +119,7 @@ class SWA(WeightAverage):
         else:
             # A product, not a quotient: XLA may turn a division by a
             # constant into a product anyway, and then the backends differ.
-            share = 1.0 / (self.averaged + 1)
-            self._average = [
-                keras.ops.add(
-                    average,
-                    keras.ops.multiply(
-                        keras.ops.subtract(
-                            keras.ops.cast(weights, average.dtype), average
-                        ),
-                        share,
-                    ),
-                )
-                for average, weights in zip(self._average, self._current())
-            ]
+            self._move_towards_current(1.0 / (self.averaged + 1))
         self.averaged += 1
         self._bn_trained = self._bn_trained or any(
             isinstance(layer, keras.layers.BatchNormalization)

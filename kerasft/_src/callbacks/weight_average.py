@@ -137,6 +137,21 @@ class WeightAverage(keras.callbacks.Callback):
         keras_internals.sync_backend_state(self.model)
         return [_read(v) for v in self._averaged_weights]
 
+    def _move_towards_current(self, rate):
+        """`average += rate * (weights - average)`, for every weight."""
+        self._average = [
+            keras.ops.add(
+                average,
+                keras.ops.multiply(
+                    keras.ops.subtract(
+                        keras.ops.cast(weights, average.dtype), average
+                    ),
+                    rate,
+                ),
+            )
+            for average, weights in zip(self._average, self._current())
+        ]
+
     def _write(self, values):
         # A copy: on JAX the jitted train and test steps donate the buffers
         # of the state they read, which would delete the kept average.
