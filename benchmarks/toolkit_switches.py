@@ -19,13 +19,18 @@ Usage:
     python benchmarks/toolkit_switches.py --seeds 0,1 --backend tensorflow
 
 It prints a Markdown table: the mean held-out accuracy over the seeds,
-its spread (max - min), and the difference to the baseline. `--quick`
-checks the machinery on a few images with random weights.
+its spread (max - min), and the difference to the baseline. `--features`
+measures, the same way, what has no switch: SWA over the last 2 epochs of
+phase 2, and RandAugment, AugMix and random erasing
+(`kerasft.augment.augmentation`) mapped over the training batches.
+`--quick` checks the machinery on a few images with random weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import statistics
@@ -36,8 +41,9 @@ from _common import ROOT
 from _common import run_worker
 from _common import setup_path
 
+BASELINE = "baseline (demo defaults)"
 VARIANTS = {
-    "baseline (demo defaults)": {},
+    BASELINE: {},
     "--lr auto --head-lr auto": {
         "learning_rate": "auto",
         "head_learning_rate": "auto",
@@ -54,6 +60,60 @@ VARIANTS = {
     "--patience 1": {"patience": 1},
 }
 POST_HOC = ("tta flip (baseline model)", "WiSE-FT vs probe (2nd half)")
+# Features without a switch of their own: the same run, with the demo's
+# pipeline changed where a user would change it (`--features`).
+FEATURES = {
+    "SWA, last 2 epochs of phase 2": ("swa", None),
+    "RandAugment (tf.data)": ("augment", {"kind": "randaugment"}),
+    "AugMix (tf.data)": ("augment", {"kind": "augmix"}),
+    "light + random erasing 0.25 (tf.data)": (
+        "augment",
+        {"kind": "light", "erasing": 0.25},
+    ),
+}
+
+
+@contextlib.contextmanager
+def _feature(kind, options):
+    """Adds SWA to phase 2, or an augmentation map to the training data."""
+    import keras
+    import tensorflow as tf
+
+    import kerasft
+    from kerasft._src.run import switches
+
+    fit_inputs, phase_callbacks = switches.fit_inputs, switches.phase_callbacks
+
+    def with_swa(config, inputs, phase_key, epochs):
+        callbacks = phase_callbacks(config, inputs, phase_key, epochs)
+        if phase_key == "finetune":
+            start = max(epochs - 2, 0)
+            swa = kerasft.callbacks.SWA(start, swap_on_evaluate=True)
+            callbacks.append(swa)
+        return callbacks
+
+    def with_augmentation(config, dataset):
+        inputs = fit_inputs(config, dataset)
+        layer = kerasft.augment.augmentation(seed=config.seed, **options)
+        x, y = inputs.train
+        train = (
+            tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(y), seed=config.seed)
+            .batch(config.batch_size)
+            .map(lambda x, y: (layer(x, training=True), y))
+        )
+        return dataclasses.replace(inputs, train=(train,), batch_size=None)
+
+    if kind == "swa":
+        switches.phase_callbacks = with_swa
+    else:
+        switches.fit_inputs = with_augmentation
+    try:
+        yield
+    finally:
+        switches.fit_inputs = fit_inputs
+        switches.phase_callbacks = phase_callbacks
+        keras.backend.clear_session()
 
 
 def _quick_options():
@@ -95,7 +155,7 @@ def _post_hoc(out, probe_out, heldout):
     }
 
 
-def worker(seeds, quick):
+def worker(seeds, quick, features):
     setup_path()
     from kerasft import finetune
     from kerasft._src.run import data as run_data
@@ -107,34 +167,51 @@ def worker(seeds, quick):
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             row = {"seed": seed}
-            for name, switch in VARIANTS.items():
+            for name, switch in _variants(features).items():
                 out = os.path.join(tmp, f"{seed}-{len(row)}")
-                summary = finetune.finetune(
-                    out=out, seed=seed, **base, **switch
-                )
+                kind, options = switch if features else (None, None)
+                kwargs = {} if features else switch
+                with _feature(kind, options) if kind else _nothing():
+                    summary = finetune.finetune(
+                        out=out, seed=seed, **base, **kwargs
+                    )
                 row[name] = summary["accuracy_after"]
-                if not switch:
+                if name == BASELINE:
                     baseline_out = out
                     config = finetune.FinetuneConfig(**summary["args"])
-            probe_out = os.path.join(tmp, f"{seed}-probe")
-            finetune.finetune(
-                out=probe_out, seed=seed, strategy="probe", **base
-            )
-            heldout = run_data.load(config.validated()).heldout
-            row.update(_post_hoc(baseline_out, probe_out, heldout))
+            if not features:
+                probe_out = os.path.join(tmp, f"{seed}-probe")
+                finetune.finetune(
+                    out=probe_out, seed=seed, strategy="probe", **base
+                )
+                heldout = run_data.load(config.validated()).heldout
+                row.update(_post_hoc(baseline_out, probe_out, heldout))
             results.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     return results
 
 
-def _table(rows):
-    names = [*VARIANTS, *POST_HOC]
-    base = statistics.mean(r["baseline (demo defaults)"] for r in rows)
-    half = statistics.mean(r["baseline (2nd half)"] for r in rows)
+def _variants(features):
+    if not features:
+        return VARIANTS
+    return {BASELINE: (None, None), **FEATURES}
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield
+
+
+def _table(rows, features):
+    base = statistics.mean(r[BASELINE] for r in rows)
     lines = [
         "| variant | held-out accuracy (mean) | spread | vs baseline |",
         "| --- | --- | --- | --- |",
     ]
+    names = list(_variants(features)) + ([] if features else list(POST_HOC))
+    half = None
+    if not features:
+        half = statistics.mean(r["baseline (2nd half)"] for r in rows)
     for name in names:
         values = [r[name] for r in rows]
         mean = statistics.mean(values)
@@ -143,12 +220,13 @@ def _table(rows):
         lines.append(
             f"| {name} | {mean:.4f} | {spread:.4f} | {mean - ref:+.4f} |"
         )
-    alphas = ", ".join(f"{r['wise_alpha']:g}" for r in rows)
-    lines.append("")
-    lines.append(
-        f"WiSE-FT's alpha per seed (chosen on the 1st half): {alphas}; the "
-        f"baseline on the 2nd half: {half:.4f}."
-    )
+    if half is not None:
+        alphas = ", ".join(f"{r['wise_alpha']:g}" for r in rows)
+        lines.append("")
+        lines.append(
+            f"WiSE-FT's alpha per seed (chosen on the 1st half): {alphas}; "
+            f"the baseline on the 2nd half: {half:.4f}."
+        )
     return "\n".join(lines)
 
 
@@ -157,14 +235,21 @@ def main():
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--backend", default="tensorflow")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--features",
+        action="store_true",
+        help="SWA and augmentation policies instead of the switches",
+    )
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.worker:
-        print("RESULT " + json.dumps({"results": worker(seeds, args.quick)}))
+        rows = worker(seeds, args.quick, args.features)
+        print("RESULT " + json.dumps({"results": rows}))
         return
     extra = ["--seeds", args.seeds] + (["--quick"] if args.quick else [])
+    extra += ["--features"] if args.features else []
     out = run_worker(
         os.path.join(ROOT, "benchmarks", "toolkit_switches.py"),
         args.backend,
@@ -178,7 +263,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
     print(f"backend: {args.backend}, seeds: {args.seeds}")
-    print(_table(rows))
+    print(_table(rows, args.features))
 
 
 if __name__ == "__main__":
