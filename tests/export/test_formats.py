@@ -64,6 +64,10 @@ RUNTIMES = textwrap.dedent(
             model_path=tflite_path
         ).get_signature_list(),
         "frameworks_loaded": loaded,
+        "litert_shapes": [
+            [int(d) for d in t["shape"]]
+            for t in Interpreter(model_path=tflite_path).get_tensor_details()
+        ],
     }))
     """
 )
@@ -176,14 +180,24 @@ def test_names_and_variable_batch(runtime_run):
     assert info["frameworks_loaded"] == []
 
 
-def test_lora_adapter_is_in_the_export(exported):
+def test_lora_model_exports_as_plain_model(exported, runtime_run):
+    import onnx as onnx_package
+
     hidden = exported["model"].get_layer("hidden")
     assert hidden.lora_enabled
     delta = keras.ops.convert_to_numpy(
         keras.ops.matmul(hidden.lora_kernel_a, hidden.lora_kernel_b)
     )
-    # The outputs matched with this adapter in the path.
+    # The outputs matched with this adapter in the path...
     assert float(np.max(np.abs(delta))) > 0.05
+    # ...and the converters folded it into one (4, 6) kernel: no LoRA
+    # factor (4, 2) or (2, 6) is left in either file.
+    factors = {(4, 2), (2, 4), (2, 6), (6, 2)}
+    graph = onnx_package.load(os.fspath(exported["onnx"])).graph
+    onnx_shapes = {tuple(t.dims) for t in graph.initializer}
+    litert_shapes = {tuple(s) for s in runtime_run["info"]["litert_shapes"]}
+    assert (4, 6) in onnx_shapes and (6, 4) in litert_shapes
+    assert not (onnx_shapes | litert_shapes) & factors
 
 
 @pytest.mark.parametrize("export_format", ["onnx", "litert"])
