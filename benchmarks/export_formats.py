@@ -86,11 +86,17 @@ def main(argv=None):
     shape = (args.size, args.size, 3)
     backbone = kerasft.backbones.MobileNet(weights=None, input_shape=shape)
     model = kerasft.build_classifier(backbone, args.classes)
+    # The head starts at zero (uniform probabilities); random weights make
+    # the outputs, and so the comparison, depend on every layer.
+    head = [layer for layer in model.layers if layer.weights][-1]
+    rng = np.random.default_rng(0)
+    head.set_weights(
+        [rng.normal(0, 0.5, w.shape).astype("float32") for w in head.weights]
+    )
     param_bytes = sum(
         int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
         for v in model.variables
     )
-    rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (args.batch, *shape)).astype("float32")
     expected = keras.ops.convert_to_numpy(
         model.predict(x, batch_size=args.batch, verbose=0)

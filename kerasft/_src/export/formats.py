@@ -277,6 +277,7 @@ def _export_file(
     rtol = check_number("rtol", rtol, minimum=0)
     check_number("timeout", timeout, minimum=0, min_inclusive=False)
     _require_dependencies(fmt, verify)
+    _check_free(path, overwrite)
     model, keras_path = _load_model(model)
     inputs, input_structure = _input_entries(model)
     samples = _sample_inputs(inputs, sample_inputs)
@@ -291,7 +292,6 @@ def _export_file(
         "custom_classes": _custom_classes(model),
         **options,
     }
-    _check_free(path, overwrite)
     with serving_dir.staged_file(path) as staging:
         with serving_dir.work_folder() as work:
             if keras_path is None:
