@@ -2,7 +2,9 @@
 
 `kerasft._src.cli` wires it in with `add_export_subparser(subparsers)`; the
 parsed namespace carries `func`, which runs the export and returns the exit
-code. `main(argv)` runs the subcommand on its own (used by the tests).
+code, and `export_parser`, whose `error()` refuses options that do not fit
+`--format` in one line. `main(argv)` runs the subcommand on its own (used
+by the tests).
 """
 
 from __future__ import annotations
