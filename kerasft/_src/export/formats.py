@@ -335,7 +335,7 @@ def _validate_path(path: Any, suffix: str) -> Path:
     raw = check_path("path", path)
     received = f"Received: path={raw!r}"
     resolved = Path(raw).resolve()
-    if resolved.suffix.lower() != suffix:
+    if resolved.suffix != suffix:
         raise ValueError(f"`path` must end with '{suffix}'. {received}")
     if _exists(resolved) and resolved.is_dir():
         raise ValueError(f"`path` must be a file, not a folder. {received}")
