@@ -21,6 +21,7 @@ import kerasft
 from kerasft import backbones
 from kerasft import callbacks
 from kerasft import data_selection
+from kerasft import export
 from kerasft import layers
 from kerasft import optimizers
 from kerasft import peft
@@ -1769,6 +1770,59 @@ def _averaging_cases():
     return cases
 
 
+def _export_cases():
+    """kerasft.export.onnx and .litert: refused before any process runs."""
+    cases = []
+    for label, fn, suffix in (
+        ("onnx", export.onnx, ".onnx"),
+        ("litert", export.litert, ".tflite"),
+    ):
+        good = f"out{suffix}"
+        cases += _cases(
+            label,
+            "path",
+            # A non-empty str names a file in the world's folder.
+            lambda w, v, fn=fn: fn(
+                w.model, w.path(v) if isinstance(v, str) and v else v
+            ),
+            PATH_TYPE_VALUES
+            + [
+                (None, TypeError),
+                ("", ValueError),
+                ("out.keras", ValueError),
+                (os.path.join("good.npz", good), ValueError),
+            ],
+        )
+        cases += _cases(
+            label,
+            "model",
+            lambda w, v, fn=fn, good=good: fn(v, w.path(good)),
+            [(42, TypeError), (None, TypeError)],
+        )
+        for arg, values in (
+            ("overwrite", [("yes", TypeError), (None, TypeError)]),
+            ("verify", [(1, TypeError), ("no", TypeError)]),
+            ("atol", _number_values(below=-1e-3)),
+            ("rtol", _number_values(below=-1.0)),
+            ("timeout", _number_values(below=0.0)),
+        ):
+            cases += _cases(
+                label,
+                arg,
+                lambda w, v, fn=fn, good=good, arg=arg: fn(
+                    w.model, w.path(good), **{arg: v}
+                ),
+                values,
+            )
+    cases += _cases(
+        "onnx",
+        "opset",
+        lambda w, v: export.onnx(w.model, w.path("out.onnx"), opset=v),
+        [x for x in _int_values(7, maximum=18) if x[0] is not None],
+    )
+    return cases
+
+
 CASES = (
     _top_level_cases()
     + _toolkit_cases()
@@ -1786,4 +1840,5 @@ CASES = (
     + _sequence_cases()
     + _text_cases()
     + _averaging_cases()
+    + _export_cases()
 )

@@ -236,7 +236,19 @@ def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):
         (["finetune", "-q", "-v"], "not allowed with argument"),
         (["finetune", "a", "b"], "unrecognized arguments: b"),
         (["summary"], "required: model"),
-        (["export"], "required: model, --base-dir, --name"),
+        (["export"], "required: model"),
+        (["export", "m.keras"], "--format tf-serving needs --base-dir, --name"),
+        (["export", "m.keras", "--format", "onnx"], "onnx needs --output"),
+        (["export", "m.keras", "--format", "tflite"], "invalid choice"),
+        (
+            ["export", "m.keras", "--format", "litert", "-o", "m.tflite"]
+            + ["--name", "m", "--opset", "13"],
+            "--name, --opset cannot be used with --format litert",
+        ),
+        (
+            ["export", "m.keras", "--base-dir", "b", "--name", "m", "-o", "x"],
+            "--output cannot be used with --format tf-serving",
+        ),
         (["export", "m.keras", "--base-dir"], "expected one argument"),
         (["export", "m.keras", "--version", "one"], "invalid int value"),
         (["nonsense"], "invalid choice: 'nonsense'"),

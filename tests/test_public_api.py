@@ -138,6 +138,8 @@ PUBLIC = {
         "select_by_loss",
     ],
     "kerasft.export": [
+        "litert",
+        "onnx",
         "tf_serving",
     ],
     "kerasft.finetune": [

@@ -36,6 +36,8 @@ EPILOG = """examples:
       the stage table: layers, parameters, what trains, BN mode
   kerasft export model.keras --base-dir serving --name flowers
       a TF Serving SavedModel in serving/flowers/1/ (any training backend)
+  kerasft export model.keras --format onnx --output flowers.onnx
+      an ONNX file checked by onnxruntime (--format litert: a .tflite file)
 """
 
 FINETUNE_DESCRIPTION = """\

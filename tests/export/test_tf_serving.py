@@ -369,9 +369,12 @@ def test_cli_subparser_registration():
     assert args.command == "export"
     assert (args.model, args.base_dir, args.name) == ("m.keras", "out", "clf")
     assert args.version is None and args.verify and not args.overwrite
+    assert args.format == "tf-serving"
     assert callable(args.func)
+    # --base-dir is required by the default format, before any work.
+    args = parser.parse_args(["export", "m.keras", "--name", "clf"])
     with pytest.raises(SystemExit):
-        parser.parse_args(["export", "m.keras", "--name", "clf"])
+        args.func(args)
 
 
 def test_model_without_input_shape(tmp_path):

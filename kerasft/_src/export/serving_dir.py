@@ -18,6 +18,10 @@ What `tf_serving` guarantees for concurrent and killed exports rests here:
   later export removes them once they are provably stale: made on this host
   by a process that no longer runs, or older than `STALE_AFTER_SECONDS`.
 
+- Single-file exports (ONNX, LiteRT) are written to a hidden staging file
+  next to their target and moved into place in one step (`commit_file`);
+  stale staging files are removed by the next export to the same path.
+
 This module imports nothing from kerasft or Keras, so the tests can race it
 from bare subprocesses.
 """
@@ -365,3 +369,71 @@ def work_folder():
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# Single-file exports (ONNX, LiteRT)
+
+
+def _staged_pattern(path: Path) -> re.Pattern:
+    """`.STEM.tmp-<host>-<pid>-<hex>SUFFIX`, the staging files of `path`."""
+    return re.compile(
+        rf"\.{re.escape(path.stem)}\.tmp-([\w.]+)-(\d+)-[0-9a-f]{{32}}"
+        rf"{re.escape(path.suffix)}"
+    )
+
+
+@contextlib.contextmanager
+def staged_file(path: Path):
+    """A hidden file name next to `path`, removed when the block ends.
+
+    The name keeps the suffix of `path` (converters check it) and records
+    this host and process; stale staging files of killed exports of the
+    same `path` are removed first.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pattern = _staged_pattern(path)
+    for entry in path.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and _is_stale(entry, *match.groups()):
+            with contextlib.suppress(OSError):
+                entry.unlink()
+    staging = path.with_name(
+        f".{path.stem}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex}"
+        f"{path.suffix}"
+    )
+    try:
+        yield staging
+    finally:
+        with contextlib.suppress(OSError):
+            staging.unlink()
+
+
+def commit_file(staging: Path, path: Path, overwrite: bool) -> None:
+    """Moves `staging` to `path` in one atomic step.
+
+    With `overwrite=False`, a hard link creates `path` only if it does not
+    exist, so of two exports racing for one new file, the second gets
+    `FileExistsError`; where the file system has no hard links, a rename
+    after a last check.
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is `False`.
+    """
+    if overwrite:
+        os.replace(staging, path)
+    else:
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links (FAT, some network file systems)
+            if os.path.lexists(path):
+                raise FileExistsError(
+                    errno.EEXIST, "File exists", os.fspath(path)
+                ) from None
+            os.rename(staging, path)
+        else:
+            os.unlink(staging)
+    _fsync_folder(path.parent)

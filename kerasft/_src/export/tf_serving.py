@@ -615,9 +615,30 @@ def _check_importable(module: str, attr: Any, layer_name: str) -> None:
         ) from None
 
 
+# What each worker command does, for messages: its step and the process.
+_TF_PROCESS = "The TensorFlow export process"
+_STEPS = {
+    "write": ("write", _TF_PROCESS),
+    "verify": ("verification (load)", _TF_PROCESS),
+    "onnx": ("ONNX conversion", _TF_PROCESS),
+    "litert": ("LiteRT conversion", _TF_PROCESS),
+    "run-onnx": ("verification", "The onnxruntime process"),
+    "run-litert": ("verification", "The LiteRT interpreter process"),
+}
+# Commands whose result is the outputs on the sample inputs (an .npz).
+_RUN_COMMANDS = ("verify", "run-onnx", "run-litert")
+
+
 def _run_worker(command, spec, work, timeout):
+    """Runs `worker.py COMMAND` in a fresh process; returns its result.
+
+    The result is a dict of outputs for the commands that run the export
+    on the sample inputs, and the JSON the worker wrote otherwise.
+    """
+    step, process_name = _STEPS[command]
+    runs = command in _RUN_COMMANDS
     spec_path = work / f"{command}_spec.json"
-    result_name = "write_result.json" if command == "write" else "actual.npz"
+    result_name = f"{command}_actual.npz" if runs else f"{command}_result.json"
     spec = dict(spec, result_path=os.fspath(work / result_name))
     spec_path.write_text(json.dumps(spec))
     env = dict(os.environ)
@@ -625,7 +646,6 @@ def _run_worker(command, spec, work, timeout):
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     paths = [p or os.getcwd() for p in sys.path]
     env["PYTHONPATH"] = os.pathsep.join(paths)
-    step = "write" if command == "write" else "verification (load)"
     try:
         process = subprocess.run(
             [sys.executable, _WORKER, command, os.fspath(spec_path)],
@@ -637,25 +657,35 @@ def _run_worker(command, spec, work, timeout):
         )
     except subprocess.TimeoutExpired:
         raise RuntimeError(
-            f"The TensorFlow export process did not finish its {step} "
+            f"{process_name} did not finish its {step} "
             f"within timeout={timeout} s, and was stopped."
         ) from None
     if process.returncode != 0:
         raise RuntimeError(
-            f"The TensorFlow export process failed during {step} "
+            f"{process_name} failed during {step} "
             f"(exit code {process.returncode}). Its error output ends "
             f"with:\n{process.stderr[-4000:]}"
         )
-    if command == "verify":
+    if runs:
         with np.load(spec["result_path"]) as data:
             return {key: data[key] for key in data.files}
     return json.loads(Path(spec["result_path"]).read_text())
 
 
-def _compare(expected, actual, *, atol, rtol):
+def _compare(
+    expected,
+    actual,
+    *,
+    atol,
+    rtol,
+    artifact="SavedModel",
+    untouched="Nothing was written to the version folder.",
+):
+    """Raises `RuntimeError` unless `actual` matches `expected` within
+    `atol + rtol * max|expected|` for every output."""
     if sorted(expected) != sorted(actual):
         raise RuntimeError(
-            "Export verification failed: the SavedModel signature returns "
+            f"Export verification failed: the {artifact} returns "
             f"outputs {sorted(actual)}, the Keras model {sorted(expected)}."
         )
     for key, want in expected.items():
@@ -663,7 +693,7 @@ def _compare(expected, actual, *, atol, rtol):
         if got.shape != want.shape:
             raise RuntimeError(
                 f"Export verification failed for output '{key}': shape "
-                f"{got.shape} from the SavedModel, {want.shape} from Keras."
+                f"{got.shape} from the {artifact}, {want.shape} from Keras."
             )
         want = want.astype(np.float64)
         got = got.astype(np.float64)
@@ -672,10 +702,9 @@ def _compare(expected, actual, *, atol, rtol):
         if not diff <= atol + rtol * scale:
             raise RuntimeError(
                 f"Export verification failed for output '{key}': the "
-                "SavedModel and the Keras model differ by up to "
+                f"{artifact} and the Keras model differ by up to "
                 f"{diff:.3g}, beyond atol + rtol * max|expected| = "
-                f"{atol} + {rtol} * {scale:.3g}. Nothing was written to the "
-                "version folder."
+                f"{atol} + {rtol} * {scale:.3g}. {untouched}"
             )
 
 

@@ -1,22 +1,30 @@
-"""TensorFlow-side half of `kerasft.export.tf_serving`.
+"""The processes behind `kerasft.export`: conversion and verification.
 
-`tf_serving` runs this file as a script, in a fresh process with
-`KERAS_BACKEND=tensorflow`, whatever backend trained the model. It is not
-imported by the library and imports nothing from kerasft itself, so the
-process only loads what the saved model needs.
+`tf_serving`, `onnx` and `litert` run this file as a script, in fresh
+processes, whatever backend trained the model. It is not imported by the
+library and imports nothing from kerasft itself, so each process only loads
+what its step needs.
 
-Usage: `python _worker.py write SPEC.json` or `python _worker.py verify
-SPEC.json`. The spec is written by `tf_serving.py`; see `_write_spec` there.
+Usage: `python worker.py COMMAND SPEC.json`; the spec is written by
+`tf_serving.py` (`_run_worker`). The commands:
 
-`write` loads the `.keras` file and saves a SavedModel whose object graph
-holds each variable once: a bare `tf.Module` tracks the `tf.Variable` behind
-every `keras.Variable` and one `tf.function` (the `serving_default`
-signature) calls the Keras model. `keras.export.ExportArchive` tracks both
-the `keras.Variable` wrappers and the `tf.Variable`s inside them, and the
-checkpoint then holds every variable twice (keras-team/keras#23553).
-
-`verify` loads the SavedModel with `tf.saved_model.load` only (no Keras
-objects) and runs the signature on the sample inputs.
+- `write` (`KERAS_BACKEND=tensorflow`) loads the `.keras` file and saves a
+  SavedModel whose object graph holds each variable once: a bare
+  `tf.Module` tracks the `tf.Variable` behind every `keras.Variable` and one
+  `tf.function` (the `serving_default` signature) calls the Keras model.
+  `keras.export.ExportArchive` tracks both the `keras.Variable` wrappers and
+  the `tf.Variable`s inside them, and the checkpoint then holds every
+  variable twice (keras-team/keras#23553).
+- `verify` loads the SavedModel with `tf.saved_model.load` only (no Keras
+  objects) and runs the signature on the sample inputs.
+- `onnx` and `litert` (`KERAS_BACKEND=tensorflow`) load the `.keras` file
+  and write it with Keras's `model.export(format="onnx")` (tf2onnx) or
+  `model.export(format="litert")` (the TFLite converter), through a
+  Functional wrapper whose inputs and outputs carry the names of the
+  TF Serving signature.
+- `run-onnx` and `run-litert` load the file with the runtime alone
+  (`onnxruntime`, or `ai_edge_litert`'s interpreter; neither imports
+  TensorFlow or Keras) and run it on the sample inputs.
 """
 
 import importlib
@@ -37,10 +45,8 @@ def _custom_objects(classes):
     return objects
 
 
-def _write(spec):
+def _load_model(spec):
     import keras
-    import numpy as np
-    import tensorflow as tf
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(
@@ -48,9 +54,38 @@ def _write(spec):
             f"Received: backend={keras.backend.backend()}"
         )
     custom_objects = _custom_objects(spec["custom_classes"])
-    model = keras.saving.load_model(
+    return keras.saving.load_model(
         spec["keras_path"], custom_objects=custom_objects, compile=False
     )
+
+
+def _structured(spec, tensors):
+    """The model's input structure, from one tensor per signature input."""
+    if spec["input_structure"] == "single":
+        return tensors[0]
+    if spec["input_structure"] == "dict":
+        return {
+            entry["key"]: tensor
+            for entry, tensor in zip(spec["inputs"], tensors)
+        }
+    return list(tensors)
+
+
+def _flat_outputs(spec, result):
+    """The model's outputs in the order of the signature outputs."""
+    if spec["output_structure"] == "single":
+        return [result]
+    if spec["output_structure"] == "dict":
+        return [result[entry["key"]] for entry in spec["outputs"]]
+    return list(result)
+
+
+def _write(spec):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    model = _load_model(spec)
 
     inputs = spec["inputs"]
     outputs = spec["outputs"]
@@ -64,21 +99,8 @@ def _write(spec):
     ]
 
     def serve(*tensors):
-        if spec["input_structure"] == "single":
-            model_inputs = tensors[0]
-        elif spec["input_structure"] == "dict":
-            model_inputs = {
-                entry["key"]: tensor for entry, tensor in zip(inputs, tensors)
-            }
-        else:
-            model_inputs = list(tensors)
-        result = model(model_inputs, training=False)
-        if spec["output_structure"] == "single":
-            flat = [result]
-        elif spec["output_structure"] == "dict":
-            flat = [result[entry["key"]] for entry in outputs]
-        else:
-            flat = list(result)
+        result = model(_structured(spec, tensors), training=False)
+        flat = _flat_outputs(spec, result)
         return {
             entry["name"]: tf.identity(tensor, name=entry["name"])
             for entry, tensor in zip(outputs, flat)
@@ -128,19 +150,95 @@ def _verify(spec):
     np.savez(spec["result_path"], **arrays)
 
 
+def _named_model(spec, model):
+    """A Functional model around `model` with the signature's names.
+
+    Its inputs are `keras.Input`s named as the signature inputs, and its
+    output a dict keyed by the signature output names: the ONNX and LiteRT
+    converters name the file's inputs and outputs after them.
+    """
+    import keras
+
+    tensors = [
+        keras.Input(
+            shape=tuple(entry["shape"][1:]),
+            dtype=entry["dtype"],
+            name=entry["name"],
+        )
+        for entry in spec["inputs"]
+    ]
+    flat = _flat_outputs(spec, model(_structured(spec, tensors)))
+    outputs = {
+        entry["name"]: tensor for entry, tensor in zip(spec["outputs"], flat)
+    }
+    inputs = tensors[0] if len(tensors) == 1 else tensors
+    return keras.Model(inputs, outputs, name=model.name)
+
+
+def _convert(spec, export_format):
+    import numpy as np
+
+    named = _named_model(spec, _load_model(spec))
+    sample = np.load(spec["sample_path"])
+    first = [sample[entry["name"]][:1] for entry in spec["inputs"]]
+    # Keras exports only a model that has been called.
+    named(first[0] if len(first) == 1 else first)
+    options = {}
+    if export_format == "onnx" and spec.get("opset") is not None:
+        options["opset_version"] = spec["opset"]
+    named.export(
+        spec["export_path"], format=export_format, verbose=False, **options
+    )
+    with open(spec["result_path"], "w") as f:
+        json.dump({"size": os.path.getsize(spec["export_path"])}, f)
+
+
+def _run_onnx(spec):
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(
+        spec["export_path"], providers=["CPUExecutionProvider"]
+    )
+    sample = np.load(spec["sample_path"])
+    feeds = {entry["name"]: sample[entry["name"]] for entry in spec["inputs"]}
+    names = [output.name for output in session.get_outputs()]
+    arrays = session.run(names, feeds)
+    np.savez(spec["result_path"], **dict(zip(names, arrays)))
+
+
+def _run_litert(spec):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=spec["export_path"])
+    runner = interpreter.get_signature_runner("serving_default")
+    sample = np.load(spec["sample_path"])
+    feeds = {entry["name"]: sample[entry["name"]] for entry in spec["inputs"]}
+    result = runner(**feeds)
+    np.savez(spec["result_path"], **result)
+
+
+_COMMANDS = {
+    "write": _write,
+    "verify": _verify,
+    "onnx": lambda spec: _convert(spec, "onnx"),
+    "litert": lambda spec: _convert(spec, "litert"),
+    "run-onnx": _run_onnx,
+    "run-litert": _run_litert,
+}
+
+
 def main(argv):
     command, spec_path = argv
-    with open(spec_path) as f:
-        spec = json.load(f)
-    if command == "write":
-        _write(spec)
-    elif command == "verify":
-        _verify(spec)
-    else:
+    if command not in _COMMANDS:
         raise ValueError(
-            "Unknown command. Expected 'write' or 'verify'. "
+            f"Unknown command. Expected one of {sorted(_COMMANDS)}. "
             f"Received: command={command}"
         )
+    with open(spec_path) as f:
+        spec = json.load(f)
+    _COMMANDS[command](spec)
 
 
 if __name__ == "__main__":
