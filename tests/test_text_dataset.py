@@ -1,5 +1,6 @@
 """`kerasft.text_data.text_dataset`: reshuffled batches of raw strings."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -26,6 +27,37 @@ def test_each_epoch_has_a_new_order_of_all_samples():
     assert sorted(first) == sorted(second) == sorted(TEXTS)
     assert first != second
     assert _epoch(text_dataset(TEXTS, LABELS, batch_size=4, seed=0)) == first
+
+
+class _Seen(keras.layers.Layer):
+    """Passes its input through; records the training batches (eagerly)."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def call(self, ids, training=None):
+        if training:
+            self.batches += [keras.ops.convert_to_numpy(ids)[:, 0].tolist()]
+        return ids
+
+
+def test_fit_sees_a_new_order_each_epoch():
+    import tensorflow as tf
+
+    def number(texts, labels):  # "text 12" -> [12.0]
+        return tf.strings.to_number(tf.strings.substr(texts, 5, 3))[:, None]
+
+    data = text_dataset(TEXTS, LABELS, batch_size=4, seed=0)
+    seen = _Seen()
+    inputs = keras.Input((1,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(seen(inputs)))
+    model.compile("sgd", "mse", run_eagerly=True)
+    model.fit(data.map(lambda t, y: (number(t, y), y)), epochs=2, verbose=0)
+    assert len(seen.batches) == 8
+    first, second = (sum(seen.batches[i : i + 4], []) for i in (0, 4))
+    assert sorted(first) == sorted(second) == list(range(16))
+    assert first != second
 
 
 def test_no_shuffle_keeps_the_order():

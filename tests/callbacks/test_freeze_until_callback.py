@@ -116,6 +116,12 @@ def test_freeze_until_bad_input():
 
 
 def test_public_surface():
-    assert sorted(kc.__all__) == ["FreezeUntil", "UnfreezeSchedule", "only"]
+    assert sorted(kc.__all__) == [
+        "EMA",
+        "FreezeUntil",
+        "SWA",
+        "UnfreezeSchedule",
+        "only",
+    ]
     for name in kc.__all__:
         assert getattr(kc, name) is not None

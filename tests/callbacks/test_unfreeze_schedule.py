@@ -589,6 +589,28 @@ def test_lp_ft():
         ["head"],
         ["d0", "d1", "head"],
     ]
+    assert [c["target"] for c in schedule.changes] == [
+        "from 'head'",
+        "from 'd0'",
+    ]
+
+
+def test_targets_given_as_indices_are_reported_by_name(capsys):
+    model = _model()
+    x, y = _data()
+    schedule = UnfreezeSchedule(
+        {0: -1, 1: kc.only([0, -1]), 2: "d1"}, verbose=1
+    )
+    model.fit(x, y, batch_size=8, epochs=3, callbacks=[schedule], verbose=0)
+    assert [c["target"] for c in schedule.changes] == [
+        "from 'head'",
+        "only ['d0', 'head']",
+        "from 'd1'",
+    ]
+    out = capsys.readouterr().out
+    assert "Epoch 2: UnfreezeSchedule set trainable only ['d0', 'head']" in (
+        out
+    )
 
 
 def test_only():

@@ -1,5 +1,8 @@
 """Tests for kerasft.optimizers.discriminative."""
 
+import os
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -195,3 +198,107 @@ def test_bad_input(call, match):
 def test_bad_optimizer_type():
     with pytest.raises(TypeError, match="plain Keras optimizer"):
         DiscriminativeOptimizer(object(), [])
+
+
+# The rates the docs quote, computed on the models they describe.
+
+_DOCS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "docs"
+)
+_FACTORS = {"lr_range": lr_range, "layerwise_decay": layerwise_decay}
+
+
+def _page(name):
+    with open(os.path.join(_DOCS, name)) as f:
+        return " ".join(f.read().split())
+
+
+def _rate(model, call, base, stage):
+    """`call` is e.g. "lr_range(model, 1e-5, 1e-3)"."""
+    name, args = re.fullmatch(r"(\w+)\(model, (.*)\)", call).groups()
+    factors = _FACTORS[name](model, *(float(a) for a in args.split(",")))
+    return base * factors[stage]
+
+
+def _chain(names):
+    """One Dense layer per stage: the factors depend on the stages only."""
+    inputs = keras.Input((2,))
+    x = inputs
+    for name in names:
+        x = keras.layers.Dense(2, name=name)(x)
+    return keras.Model(inputs, x)
+
+
+@pytest.fixture(scope="module")
+def mobilenet_classifier():
+    # The stages of the MobileNet classifier (tests/test_stages.py).
+    blocks = [f"block{i}" for i in range(1, 6)]
+    return _chain(["stem", *blocks, "head"])
+
+
+def test_the_base_rate_table_of_the_docs(mobilenet_classifier):
+    page = _page("learning_rates.md")
+    table = page.split("### Choosing the base rate")[1].split("| `stem` |")[1]
+    rows = re.findall(
+        r"\| `(\w+\(model, [^`]*\))` \| (\S+) \| (\S+) \| (\S+) \|", table
+    )
+    assert len(rows) == 5, rows
+    for call, base, block5, stem in rows:
+        for stage, quoted in (("block5", block5), ("stem", stem)):
+            rate = _rate(mobilenet_classifier, call, float(base), stage)
+            np.testing.assert_allclose(rate, float(quoted), rtol=0.05)
+
+
+@pytest.mark.parametrize(
+    "phrase, call, base, value",
+    [
+        (
+            "`lr_range` split puts `block5` at 4.6e-4",
+            "lr_range(model, 1e-5, 1e-3)",
+            1e-3,
+            4.6e-4,
+        ),
+        (
+            "`layerwise_decay(model, 0.5)` at 1e-3 puts `block5` at 5e-4",
+            "layerwise_decay(model, 0.5)",
+            1e-3,
+            5e-4,
+        ),
+        ("and 0.8 at 8e-4", "layerwise_decay(model, 0.8)", 1e-3, 8e-4),
+        (
+            "puts `block5` near 1.4e-4 with `lr_range`",
+            "lr_range(model, 3e-6, 3e-4)",
+            3e-4,
+            1.4e-4,
+        ),
+        (
+            "near 1.5e-4 with `--decay 0.5`",
+            "layerwise_decay(model, 0.5)",
+            3e-4,
+            1.5e-4,
+        ),
+    ],
+)
+def test_the_rates_the_strategy_guide_quotes(
+    mobilenet_classifier, phrase, call, base, value
+):
+    assert phrase in _page("strategies.md")
+    rate = _rate(mobilenet_classifier, call, base, "block5")
+    np.testing.assert_allclose(rate, value, rtol=0.05)
+
+
+def test_the_rates_the_transformers_page_quotes():
+    # The stages of the all-MiniLM-L6-v2 classifier
+    # (tests/backbones/test_hub.py).
+    layers = [f"transformer_layer_{i}" for i in range(6)]
+    model = _chain(["embeddings", *layers, "pooler", "head"])
+    page = _page("transformers.md")
+    call = "layerwise_decay(model, 0.8)"
+    for phrase, stage, value in (
+        ("the pooler trains at 8e-5", "pooler", 8e-5),
+        ("`transformer_layer_5` at 6.4e-5", "transformer_layer_5", 6.4e-5),
+        ("the embeddings at 1.7e-5", "embeddings", 1.7e-5),
+    ):
+        assert phrase in page
+        rate = _rate(model, call, 1e-4, stage)
+        np.testing.assert_allclose(rate, value, rtol=0.05)

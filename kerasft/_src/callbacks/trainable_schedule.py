@@ -59,15 +59,11 @@ class Spec:
     target: Any
 
     def describe(self, model: keras.Model | None = None) -> str:
-        """E.g. `"from 'block5'"`; with `model`, a stage index is named."""
+        """E.g. `"from 'block5'"`; with `model`, stage indices are named."""
         target = self.target
-        is_index = isinstance(target, (int, np.integer)) and not isinstance(
-            target, bool
-        )
-        if model is not None and is_index:
+        if model is not None:
             names = [stage.name for stage in model_stages(model)]
-            if -len(names) <= target < len(names):
-                target = names[target]
+            target = _named(target, names)
         return f"{self.kind} {target!r}"
 
     def apply(self, model: keras.Model, bn: str) -> None:
@@ -82,6 +78,18 @@ class Spec:
     def resolve(self, model: keras.Model) -> None:
         """Raises the resolver's ValueError/TypeError for a bad target."""
         resolve_stages(model, self.target)
+
+
+def _named(target: Any, names: list[str]) -> Any:
+    """A target with its stage indices (also inside a list) as stage names."""
+    if isinstance(target, (list, tuple)):
+        return type(target)(_named(t, names) for t in target)
+    is_index = isinstance(target, (int, np.integer)) and not isinstance(
+        target, bool
+    )
+    if is_index and -len(names) <= target < len(names):
+        return names[target]
+    return target
 
 
 def as_spec(value: Any) -> Spec:

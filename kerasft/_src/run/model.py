@@ -103,7 +103,8 @@ def build_backbone(backbone, weights, image_size):
                 raise
             raise FinetuneError(
                 f"could not download the ImageNet weights of {backbone}: "
-                f"this machine may be offline; {_offline_hint(backbone)}"
+                "this machine may be offline; "
+                f"{_offline_hint(backbone, image_size)}"
                 "or use `weights=none` or `weights=PATH`"
             ) from error
         except (ValueError, OSError) as error:
@@ -115,13 +116,14 @@ def build_backbone(backbone, weights, image_size):
             ) from error
 
 
-def _offline_hint(backbone):
+def _offline_hint(backbone, image_size):
     """What provisions weights for `backbone` offline, if anything does."""
     if backbone == "mobilenet":
+        path = assets.mobilenet_v1_imagenet_path(image_size=image_size)
         return (
-            f"run `{COMMAND} --only mobilenet_v1` once to provision "
-            "them offline into Keras's cache (the 224-pixel file, which "
-            "Keras loads for any `image_size` but 128, 160 and 192), "
+            f"the weights file {path} is missing: run `{COMMAND} --only "
+            "mobilenet_v1` once to provision it (and the files of the "
+            "other image sizes) offline into Keras's cache, "
         )
     if backbone == "vgg16":
         return (
