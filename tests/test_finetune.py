@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import kerasft
 from kerasft import finetune
 from kerasft._src import assets
 from kerasft._src.run import data as run_data
@@ -650,3 +651,17 @@ def test_mixing_and_ema_switches(tmp_path, tiny):
     )
     assert summary["accuracy_after"] == pytest.approx(accuracy)
     del out_a
+
+
+def test_plot_events_name_what_starts_training():
+    from kerasft._src.run import loop
+
+    model = kerasft.build_classifier(_tiny_backbone(None, None, 32), 2)
+    names = [s.name for s in kerasft.stages(model)]
+    changes = [
+        {"epoch": 3, "stages": names[-2:], "target": "from 'block2'"},
+        {"epoch": 4, "stages": names, "target": "from 'block1'"},
+        {"epoch": 5, "stages": ["block1"], "target": "only 'block1'"},
+    ]
+    labels = [e["label"] for e in loop._events(model, changes, 0)]
+    assert labels == ["+block2", "all stages train", "block1 only"]

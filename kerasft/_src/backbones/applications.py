@@ -172,9 +172,11 @@ def from_application(
             raise RuntimeError(
                 f"Could not download the ImageNet weights of {app_name} "
                 f"({error}). This machine may be offline. Place the weights "
-                "file in ~/.keras/models (for MobileNet, "
-                "`python -m kerasft.assets` provisions real ImageNet weights "
-                "from the package registry), or pass a local file with "
+                "file in ~/.keras/models (for MobileNet, `python -m "
+                "kerasft.assets --only mobilenet_v1` provisions real ImageNet "
+                "weights from the package registry, as the files "
+                "mobilenet_1_0_{128,160,192,224}_tf[_no_top].h5 that Keras "
+                "looks for), or pass a local file with "
                 "`weights=PATH`, or `weights=None`."
             ) from error
         raise

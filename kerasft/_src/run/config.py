@@ -33,8 +33,9 @@ MIN_IMAGE_SIZE = 32
 BUNDLED_NAME = "fashion_mnist"
 # Default image size: the bundled images are 28 pixels, folders hold photos.
 _DEFAULT_SIZE_BUNDLED = 64
-# MobileNet's provisioned ImageNet weights are the 224-pixel ones (Keras
-# looks for a file per size among 128, 160, 192 and 224).
+# Keras's MobileNet input size for photos; `python -m kerasft.assets`
+# provisions the weights file of each size Keras looks for (128, 160, 192,
+# 224).
 _DEFAULT_SIZE_FOLDER = 224
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 # `--mixed-precision`: Keras dtype policies (`none` keeps the current one).

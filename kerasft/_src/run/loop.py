@@ -355,10 +355,11 @@ def _events(model, changes, offset):
         else:
             label = f"+{trained[0].name}"
         events.append({"epoch": offset, "label": label})
+    count = len(model_stages(model))
     for change in changes:
         if change["target"].startswith("only"):
             label = f"{change['stages'][0]} only"
-        elif change["target"] == "from 0":
+        elif len(change["stages"]) == count:
             label = "all stages train"
         else:
             label = f"+{change['stages'][0]}"
