@@ -441,8 +441,11 @@ def lora_factors(layer: keras.Layer) -> tuple:
 def remove_lora(layer: keras.Layer) -> None:
     """Takes LoRA off a layer: its factors are untracked and dropped.
 
-    Keras has `enable_lora` but no way back. `del layer.<variable>` untracks
-    a variable (`Layer.__delattr__`), and `lora_enabled=False` makes the
+    Keras has `enable_lora` but no way back. `Layer.__delattr__` untracks a
+    variable (`_untrack_variable`, which also drops torch's parameter) and
+    deletes the attribute, but then runs `gc.collect()`, about a second per
+    variable in a large process; this does the same without the collection.
+    `lora_enabled=False` makes the
     `kernel` / `embeddings` property and `call` use the base weights alone;
     `lora_rank=None` drops the LoRA keys from `get_config`, so a model saved
     afterwards is a plain one (Keras 3.15.1 `core/dense.py`,
@@ -454,8 +457,9 @@ def remove_lora(layer: keras.Layer) -> None:
         if isinstance(layer, keras.layers.Embedding)
         else ("kernel")
     )
-    delattr(layer, f"lora_{stem}_a")
-    delattr(layer, f"lora_{stem}_b")
+    for name in (f"lora_{stem}_a", f"lora_{stem}_b"):
+        layer._untrack_variable(getattr(layer, name))
+        super(keras.Layer, layer).__delattr__(name)
     layer.lora_enabled = False
     layer.lora_rank = None
     layer.lora_alpha = None
