@@ -7,7 +7,6 @@ and every test starts from the same base weights.
 
 import copy
 import json
-import os
 
 import keras
 import numpy as np
@@ -258,21 +257,19 @@ def test_unload_gives_base_back_bit_exact(kind):
         peft.unload_adapters(model)
 
 
-def test_lora_and_bitfit_train_on_tiny_bert(bert):
+def test_lora_then_bitfit_on_tiny_bert(bert):
+    """Adapters, merged, then BitFit on the merged model (training LoRA and
+    BitFit on BERT is in tests/test_peft.py)."""
     model = bert.fresh()
     adapted = peft.add_adapter(model, "a", 2, target=r"transformer_layer_\d+")
     assert len(adapted) == 12
-    before = _values(model)
-    _fit(model, bert.x)
-    after = _values(model)
-    trainable = {v.path for v in model.trainable_variables}
-    for path, value in before.items():
-        assert (not np.array_equal(value, after[path])) == (
-            path in trainable
-        ), path
+    for v in model.trainable_variables:
+        assert v.path.startswith("logits/") or "/lora_kernel_" in v.path
     peft.merge_adapters(model)
     biases = peft.bitfit(model)
-    assert biases and all(v.path.endswith("/bias") for v in biases)
+    assert len(biases) == 13  # 6 per encoder layer and the pooler
+    for v in model.trainable_variables:
+        assert v.path.startswith("logits/") or v.path.endswith("/bias")
 
 
 def _quantized(toy):
@@ -398,4 +395,3 @@ def test_adapter_file_without_description_and_damaged(toy, tmp_path):
     np.savez(damaged, **arrays, __kerasft_adapter__=np.array("{not json"))
     with pytest.raises(ValueError, match="damaged.npz.*description"):
         peft.load_adapter_weights(other, damaged)
-    assert os.path.getsize(damaged) > 0
