@@ -156,7 +156,7 @@ def test_delete_adapter_and_errors(toy):
         peft.set_active_adapter(model, "c")
     with pytest.raises(ValueError, match="already has an adapter 'a'"):
         peft.add_adapter(model, "a", 2)
-    with pytest.raises(ValueError, match=r"dense1 \(rank 2\)"):
+    with pytest.raises(ValueError, match=r"dense1 \(rank 2\).*rank=3"):
         peft.add_adapter(model, "c", 3, target="dense1")
     with pytest.raises(ValueError, match="add_adapter"):
         peft.enable_lora(model, 2, target="head", head=None)
@@ -169,6 +169,20 @@ def test_delete_adapter_and_errors(toy):
         "dense1/lora_kernel_a",
         "dense1/lora_kernel_b",
     ]
+
+
+def test_shared_variable_paths_are_refused():
+    def block(name):
+        inputs = keras.Input((3,))
+        outputs = keras.layers.Dense(3, name="d")(inputs)
+        return keras.Model(inputs, outputs, name=name)
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, block("b2")(block("b1")(inputs)))
+    with pytest.raises(ValueError, match=r"share the paths \['d/bias'"):
+        peft.add_adapter(model, "a", 2, head=None)
+    assert peft.list_adapters(model) == []
+    assert not peft.lora_layers(model)
 
 
 def test_enable_lora_is_the_default_adapter(toy):

@@ -312,7 +312,7 @@ def _check_paths(model, layers) -> None:
         raise ValueError(
             "Adapters are kept by variable path, and several variables of "
             f"model '{model.name}' share the paths {shared}. Give the layers "
-            "unique names. Received: model={model.name!r}"
+            f"unique names. Received: model={model.name!r}"
         )
 
 
@@ -399,7 +399,7 @@ def _check_new(model, state, name, rank, candidates) -> None:
         raise ValueError(
             "Adapters that share a layer share its LoRA rank, and layers "
             f"{other} already hold factors of another rank. Use that rank, "
-            "or target other layers. Received: rank={rank!r}"
+            f"or target other layers. Received: rank={rank!r}"
         )
 
 
