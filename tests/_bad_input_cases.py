@@ -1181,6 +1181,72 @@ def _peft_cases():
     return cases
 
 
+def _adapter_cases():
+    """Named adapters; `w.model` has none, so every call must refuse."""
+    names = [(42, TypeError), (None, TypeError), ("", ValueError)]
+    cases = _cases(
+        "add_adapter",
+        "name",
+        lambda w, v: peft.add_adapter(w.model, v, 2),
+        names,
+    )
+    cases += _cases(
+        "add_adapter",
+        "rank",
+        lambda w, v: peft.add_adapter(w.model, "a", v),
+        _int_values(1),
+    )
+    cases += _cases(
+        "add_adapter",
+        "alpha",
+        lambda w, v: peft.add_adapter(w.model, "a", 2, alpha=v),
+        _number_values(low=0, none_ok=True, below=0.0),
+    )
+    cases += _target_cases(
+        "add_adapter", lambda w, v: peft.add_adapter(w.model, "a", 2, target=v)
+    )
+    cases += _cases(
+        "add_adapter",
+        "head",
+        lambda w, v: peft.add_adapter(w.model, "a", 2, head=v),
+        [("hed", ValueError), (2.5, TypeError)],
+    )
+    for label, fn in (
+        ("set_active_adapter", peft.set_active_adapter),
+        ("delete_adapter", peft.delete_adapter),
+    ):
+        cases += _cases(
+            label,
+            "name",
+            lambda w, v, fn=fn: fn(w.model, v),
+            names + [("nope", ValueError)],
+        )
+        cases += _model_cases(label, lambda w, v, fn=fn: fn(v, "a"))
+    cases += _model_cases(
+        "add_adapter", lambda w, v: peft.add_adapter(v, "a", 2)
+    )
+    for label, fn in (
+        ("list_adapters", peft.list_adapters),
+        ("active_adapter", peft.active_adapter),
+        ("merge_adapters", peft.merge_adapters),
+        ("unload_adapters", peft.unload_adapters),
+    ):
+        cases += _model_cases(label, lambda w, v, fn=fn: fn(v))
+    for label, fn in (
+        ("merge_adapters", peft.merge_adapters),
+        ("unload_adapters", peft.unload_adapters),
+    ):
+        cases.append(
+            Case(
+                f"{label}-no-lora",
+                lambda w, fn=fn: fn(w.model),
+                ValueError,
+                ("model", "'world'"),
+            )
+        )
+    return cases
+
+
 def _plotting_cases():
     history = {"loss": [1.0, 0.5]}
     cases = _cases(
@@ -1841,4 +1907,5 @@ CASES = (
     + _text_cases()
     + _averaging_cases()
     + _export_cases()
+    + _adapter_cases()
 )

@@ -217,7 +217,9 @@ def test_save_and_load_only_adapter_weights(tmp_path):
                 if "lora" not in v.name
             ]
         )
-    with pytest.raises(ValueError, match="no variables.*conv1/lora_kernel_a"):
+    with pytest.raises(
+        ValueError, match="'conv1/lora_kernel_a': not in the model"
+    ):
         peft.load_adapter_weights(fresh, path)
     peft.enable_lora(fresh, 2, target=["conv1", "conv2"])
     assert peft.load_adapter_weights(fresh, path) == written
@@ -227,7 +229,10 @@ def test_save_and_load_only_adapter_weights(tmp_path):
 
     other_rank = _cnn()
     peft.enable_lora(other_rank, 3, target=["conv1", "conv2"])
-    with pytest.raises(ValueError, match="different LoRA rank"):
+    with pytest.raises(
+        ValueError,
+        match=r"'conv1/lora_kernel_a': shape \(3, 3, 3, 2\) in the file",
+    ):
         peft.load_adapter_weights(other_rank, path)
     with pytest.raises(ValueError, match="must be a path ending in '.npz'"):
         peft.save_adapter_weights(model, str(tmp_path / "a.h5"))

@@ -168,11 +168,18 @@ PUBLIC = {
         "trainable_change",
     ],
     "kerasft.peft": [
+        "active_adapter",
+        "add_adapter",
         "bitfit",
+        "delete_adapter",
         "enable_lora",
+        "list_adapters",
         "load_adapter_weights",
         "lora_layers",
+        "merge_adapters",
         "save_adapter_weights",
+        "set_active_adapter",
+        "unload_adapters",
     ],
     "kerasft.plotting": [
         "plot_history",

@@ -421,6 +421,64 @@ def is_lora_variable(variable: keras.Variable) -> bool:
     return variable.name.startswith(_LORA_PREFIX)
 
 
+def lora_factors(layer: keras.Layer) -> tuple:
+    """The `(A, B)` LoRA variables of a layer with `lora_enabled`.
+
+    `Embedding` names them `lora_embeddings_a/b`, the other layers
+    `lora_kernel_a/b` (Keras 3.15.1, see `_LORA_PREFIX`).
+    """
+    stem = (
+        "embeddings"
+        if isinstance(layer, keras.layers.Embedding)
+        else ("kernel")
+    )
+    return (
+        getattr(layer, f"lora_{stem}_a"),
+        getattr(layer, f"lora_{stem}_b"),
+    )
+
+
+def remove_lora(layer: keras.Layer) -> None:
+    """Takes LoRA off a layer: its factors are untracked and dropped.
+
+    Keras has `enable_lora` but no way back. `Layer.__delattr__` untracks a
+    variable (`_untrack_variable`, which also drops torch's parameter) and
+    deletes the attribute, but then runs `gc.collect()`, about a second per
+    variable in a large process; this does the same without the collection.
+    `lora_enabled=False` makes the
+    `kernel` / `embeddings` property and `call` use the base weights alone;
+    `lora_rank=None` drops the LoRA keys from `get_config`, so a model saved
+    afterwards is a plain one (Keras 3.15.1 `core/dense.py`,
+    `core/einsum_dense.py`, `core/embedding.py`,
+    `convolutional/base_conv.py`). The base kernel is left as it is.
+    """
+    stem = (
+        "embeddings"
+        if isinstance(layer, keras.layers.Embedding)
+        else ("kernel")
+    )
+    for name in (f"lora_{stem}_a", f"lora_{stem}_b"):
+        layer._untrack_variable(getattr(layer, name))
+        super(keras.Layer, layer).__delattr__(name)
+    layer.lora_enabled = False
+    layer.lora_rank = None
+    layer.lora_alpha = None
+
+
+def reset_compiled_functions(model: keras.Model) -> None:
+    """Forces new train, test and predict functions where they exist.
+
+    Each traces the layers' Python attributes as constants (a LoRA layer's
+    `lora_alpha / lora_rank`, whether `lora_enabled`) and, on TensorFlow,
+    captures the variables it read, so a LoRA change needs new ones on
+    every backend. `make_*_function(force=True)` is public; a function not
+    made yet is made on first use anyway.
+    """
+    for kind in ("train", "test", "predict"):
+        if getattr(model, f"{kind}_function", None) is not None:
+            getattr(model, f"make_{kind}_function")(force=True)
+
+
 def is_bias(variable: keras.Variable) -> bool:
     """Whether `variable` is a layer's bias.
 

@@ -16,82 +16,18 @@ weights train again.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import keras
 import numpy as np
 
+from kerasft._src import adapters
 from kerasft._src import keras_internals
 from kerasft._src import walk
-from kerasft._src.stages import HEAD
 from kerasft._src.stages import _check_model
-from kerasft._src.stages import resolve_layers
-from kerasft._src.stages import stages
-from kerasft._src.validation import check_int
-from kerasft._src.validation import check_number
 from kerasft._src.validation import check_path
 from kerasft._src.validation import reading
-
-_LORA_TYPES = (
-    keras.layers.Dense,
-    keras.layers.EinsumDense,
-    keras.layers.Embedding,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-)
-
-
-def _supports_lora(layer) -> bool:
-    return isinstance(layer, _LORA_TYPES) and callable(
-        getattr(layer, "enable_lora", None)
-    )
-
-
-def _head_layers(model, head) -> list:
-    """Leaf layers that train in full next to the adapters."""
-    if head is None:
-        return []
-    if isinstance(head, str) and head == "auto":
-        if any(s.name == HEAD for s in stages(model)):
-            return resolve_layers(model, HEAD)
-        return []
-    try:
-        return resolve_layers(model, head)
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"Bad `head`: {error}") from error
-
-
-def _set_variables(model, train_leaves, keep) -> None:
-    """Makes `train_leaves` trainable, then freezes every other variable.
-
-    `keep(variable)` says which variables of the other leaves still train.
-    Layer flags are set first, because a layer's `trainable` setter resets
-    the flags of its variables.
-    """
-    train_ids = {id(x) for x in train_leaves}
-    leaves = walk.leaf_layers(model)
-    for container in [
-        x for x in walk.sublayers(model) if isinstance(x, keras.Model)
-    ]:
-        if not container.trainable:
-            container.trainable = True
-    for leaf in leaves:
-        if not leaf.weights:
-            continue
-        if isinstance(leaf, keras.layers.BatchNormalization):
-            leaf.trainable = False
-            continue
-        leaf.trainable = True
-    for leaf in leaves:
-        if id(leaf) in train_ids or not leaf.trainable:
-            continue
-        for variable in leaf.weights:
-            if not keep(variable):
-                variable.trainable = False
 
 
 def lora_layers(model: keras.Model) -> list:
@@ -134,9 +70,11 @@ def enable_lora(
     BatchNormalization layers run in inference mode. `kerasft.summary`
     shows the trainable parameters per stage afterwards.
 
-    Call it after building the model and before `compile`. Enabling LoRA
-    cannot be undone (it is Keras's own mechanism); a model saved afterwards
-    keeps the adapters.
+    Call it after building the model and before `compile`. The adapters
+    form the model's adapter `"default"` (see `add_adapter` for several
+    named ones); `merge_adapters` folds them into the base weights and
+    `unload_adapters` removes them. A model saved with `model.save` while
+    LoRA is on stores the merged kernels (Keras's own behaviour).
 
     Example:
 
@@ -168,45 +106,13 @@ def enable_lora(
     Raises:
         ValueError: for `rank` <= 0, `alpha` <= 0, a target that does not
             resolve, a target without any layer that supports LoRA (naming
-            the weight layers it holds), or layers that already have LoRA.
+            the weight layers it holds), layers that already have LoRA, or
+            a model with named adapters (use `add_adapter` there).
         TypeError: for a `rank` or `alpha` of the wrong type.
     """
-    check_int("rank", rank, minimum=1)
-    # None means alpha=rank.
-    check_number(
-        "alpha", alpha, minimum=0, min_inclusive=False, allow_none=True
+    return adapters.add_lora(
+        model, adapters.DEFAULT, rank, target, alpha, head, extend=True
     )
-    _check_model(model)
-    head_leaves = _head_layers(model, head)
-    head_ids = {id(x) for x in head_leaves}
-    if target is None:
-        targeted = [x for x in walk.leaf_layers(model) if id(x) not in head_ids]
-    else:
-        targeted = resolve_layers(model, target)
-    candidates = []
-    for leaf in targeted:
-        candidates.extend(x for x in walk.sublayers(leaf) if _supports_lora(x))
-    if not candidates:
-        weight_layers = [
-            f"{x.name} ({type(x).__name__})" for x in targeted if x.weights
-        ]
-        raise ValueError(
-            "No layer of the target supports LoRA. Keras supports it on "
-            "Dense, EinsumDense, Embedding and Conv1D/2D/3D(Transpose) "
-            "layers; the targeted layers with weights are: "
-            f"{weight_layers or 'none'}. Received: target={target!r}"
-        )
-    already = [x.name for x in candidates if x.lora_enabled]
-    if already:
-        raise ValueError(
-            f"LoRA is already enabled on layers {already}; Keras can enable "
-            "it only once per layer. Target other layers. "
-            f"Received: target={target!r}"
-        )
-    for layer in candidates:
-        layer.enable_lora(rank, lora_alpha=alpha)
-    _set_variables(model, head_leaves, keras_internals.is_lora_variable)
-    return candidates
 
 
 def bitfit(model: keras.Model, *, head: Any = "auto") -> list:
@@ -244,7 +150,7 @@ def bitfit(model: keras.Model, *, head: Any = "auto") -> list:
             target that does not resolve.
     """
     _check_model(model)
-    head_leaves = _head_layers(model, head)
+    head_leaves = adapters.head_layers(model, head)
     head_ids = {id(x) for x in head_leaves}
     biases = [
         v
@@ -262,9 +168,16 @@ def bitfit(model: keras.Model, *, head: Any = "auto") -> list:
             "`kerasft.freeze_until(model, 'head', inclusive=False)`. "
             f"Received: model={model.name!r}, head={head!r}"
         )
-    _set_variables(model, head_leaves, keras_internals.is_bias)
+    adapters.set_variables(model, head_leaves, keras_internals.is_bias)
     trainable = {id(v) for v in model.trainable_variables}
     return [v for v in biases if id(v) in trainable]
+
+
+# The key of the file's description: a JSON string with the format version
+# and, for each LoRA `A` factor saved, its layer's rank and alpha. Files
+# without it (written before it existed) load with the shape checks only.
+_META = "__kerasft_adapter__"
+_FORMAT = 1
 
 
 def _check_npz(filepath):
@@ -277,15 +190,30 @@ def _check_npz(filepath):
     return filepath
 
 
+def _lora_meta(model, paths) -> dict:
+    """`{path of A: {"rank", "alpha"}}` for the LoRA layers saved."""
+    out = {}
+    for layer in lora_layers(model):
+        a, _ = keras_internals.lora_factors(layer)
+        if a.path in paths:
+            out[a.path] = {
+                "rank": int(layer.lora_rank),
+                "alpha": float(layer.lora_alpha),
+            }
+    return out
+
+
 def save_adapter_weights(model: keras.Model, filepath: str) -> list:
     """Saves only the weights that train: adapters, biases, head.
 
-    After `enable_lora` or `bitfit`, the trainable variables are a small
-    part of the model. This writes just them to a `.npz` file, keyed by
-    variable path, so a fine-tuned variant costs kilobytes instead of a copy
-    of the pretrained model. Load them with `load_adapter_weights` into a
-    model built the same way (same pretrained weights, same `enable_lora` /
-    `bitfit` call).
+    After `enable_lora`, `add_adapter` or `bitfit`, the trainable variables
+    are a small part of the model. This writes just them to a `.npz` file,
+    keyed by variable path (never by layer position), with the rank and
+    alpha of each LoRA layer, so a fine-tuned variant costs kilobytes
+    instead of a copy of the pretrained model. Load them with
+    `load_adapter_weights` into a model built the same way (same pretrained
+    weights, same `enable_lora` / `add_adapter` / `bitfit` call). With named
+    adapters, the active one is saved.
 
     Example:
 
@@ -322,17 +250,88 @@ def save_adapter_weights(model: keras.Model, filepath: str) -> list:
             "told apart in the file. Give the layers unique names. "
             f"Received: paths={[v.path for v in variables]}"
         )
+    meta = {"format": _FORMAT, "lora": _lora_meta(model, arrays)}
     with open(filepath, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays, **{_META: np.array(json.dumps(meta))})
     return list(arrays)
+
+
+def _read_adapter_file(filepath) -> tuple:
+    """The arrays of an adapter file and its description (or `None`)."""
+    with reading("filepath", filepath, "an .npz archive of adapter weights"):
+        with np.load(filepath) as data:
+            arrays = {key: data[key] for key in data.files}
+    meta = arrays.pop(_META, None)
+    if meta is None:
+        return arrays, None
+    try:
+        meta = json.loads(str(meta))
+        lora = meta["lora"]
+        if meta["format"] != _FORMAT or not isinstance(lora, dict):
+            raise ValueError(f"unknown format {meta['format']!r}")
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"Cannot read {filepath!r} as adapter weights: its description "
+            f"{_META!r} is damaged or of a newer kerasft ({error}). "
+            f"Received: filepath={filepath!r}"
+        ) from error
+    return arrays, lora
+
+
+def _mismatches(model, arrays, lora) -> list:
+    """What keeps `arrays` from loading into `model`, path by path."""
+    by_path = {v.path: v for v in model.weights}
+    problems = [
+        f"{k!r}: not in the model" for k in sorted(arrays) if k not in by_path
+    ]
+    problems += [
+        f"{k!r}: shape {arrays[k].shape} in the file, "
+        f"{tuple(by_path[k].shape)} in the model"
+        for k in arrays
+        if k in by_path and tuple(arrays[k].shape) != tuple(by_path[k].shape)
+    ]
+    layers = {
+        keras_internals.lora_factors(x)[0].path: x for x in lora_layers(model)
+    }
+    for path, saved in (lora or {}).items():
+        layer = layers.get(path)
+        if layer is not None and (
+            layer.lora_rank != saved.get("rank")
+            or float(layer.lora_alpha) != saved.get("alpha")
+        ):
+            problems.append(
+                f"{path!r}: rank {saved.get('rank')}, alpha "
+                f"{saved.get('alpha')} in the file, rank {layer.lora_rank}, "
+                f"alpha {layer.lora_alpha} in the model"
+            )
+    if any(
+        keras_internals.is_lora_variable(by_path[k])
+        for k in arrays
+        if k in by_path
+    ):
+        problems += [
+            f"{v.path!r}: trains in the model, not in the file"
+            for v in model.trainable_variables
+            if keras_internals.is_lora_variable(v) and v.path not in arrays
+        ]
+    return problems
 
 
 def load_adapter_weights(model: keras.Model, filepath: str) -> list:
     """Loads weights written by `save_adapter_weights` into a model.
 
     Every array of the file is assigned to the variable of `model` with the
-    same path. The model must have those variables: call `enable_lora` with
-    the same targets and rank (or `bitfit`) before loading.
+    same path. The model must match the saved one: call `enable_lora` (or
+    `add_adapter`) with the same targets, rank and alpha, or `bitfit`,
+    before loading. Every mismatch is reported, by path, before anything is
+    assigned.
+
+    Example:
+
+    ```python
+    kerasft.peft.enable_lora(model, 4, target=r"transformer_layer_\\d+")
+    kerasft.peft.load_adapter_weights(model, "sentiment.npz")
+    ```
 
     Args:
         model: keras.Model. A built model, adapted like the saved one.
@@ -343,36 +342,26 @@ def load_adapter_weights(model: keras.Model, filepath: str) -> list:
 
     Raises:
         FileNotFoundError: if `filepath` does not exist.
-        ValueError: if the file is not a readable `.npz` archive, or holds
-            a path the model lacks (LoRA not enabled on the same layers, for
-            instance) or an array whose shape differs; nothing is assigned
-            then.
+        ValueError: if the file is not a readable `.npz` archive of
+            adapter weights, or does not match the model: a path the model
+            lacks, an array of another shape (another LoRA rank, for
+            instance), a LoRA layer of another rank or alpha, or a LoRA
+            variable that trains in the model and is missing from the file.
+            Nothing is assigned then.
     """
     filepath = _check_npz(filepath)
     _check_model(model)
-    by_path = {v.path: v for v in model.weights}
-    with reading("filepath", filepath, "an .npz archive of adapter weights"):
-        with np.load(filepath) as data:
-            arrays = {key: data[key] for key in data.files}
-    missing = sorted(k for k in arrays if k not in by_path)
-    if missing:
+    arrays, lora = _read_adapter_file(filepath)
+    problems = _mismatches(model, arrays, lora)
+    if problems:
         raise ValueError(
-            f"Model '{model.name}' has no variables {missing}, which are in "
-            f"{filepath}. Adapt the model the way the saved one was "
-            "(`enable_lora` with the same target and rank, or `bitfit`) "
-            f"before loading. Received: filepath={filepath!r}"
-        )
-    wrong = [
-        f"{k}: file {arrays[k].shape}, model {tuple(by_path[k].shape)}"
-        for k in arrays
-        if tuple(arrays[k].shape) != tuple(by_path[k].shape)
-    ]
-    if wrong:
-        raise ValueError(
-            f"Shapes in {filepath} do not match model '{model.name}' "
-            f"(a different LoRA rank?): {wrong}. "
+            f"The adapter weights in {filepath} do not match model "
+            f"'{model.name}': {problems}. Adapt the model the way the saved "
+            "one was (`enable_lora` or `add_adapter` with the same target, "
+            "rank and alpha, or `bitfit`) before loading. "
             f"Received: filepath={filepath!r}"
         )
+    by_path = {v.path: v for v in model.weights}
     for key, value in arrays.items():
         by_path[key].assign(value)
     return list(arrays)
