@@ -529,7 +529,10 @@ def test_switches(tmp_path, tiny):
     assert "Mixed precision: mixed_float16 (float32 variables" in lines[2]
     assert lines[3] == "Class weights (balanced): cats 0.833, dogs 1.25"
     assert "Early stopping after epoch 2/3" in "\n".join(lines)
-    assert any("(lr_find's valley)" in line for line in lines)
+    assert any(
+        "(lr_find's valley)" in line or "(the default: lr_find" in line
+        for line in lines
+    )
     assert lines[-1].endswith(
         "(model.keras, history.csv, history.png, summary.json, tensorboard/)"
     )
@@ -553,7 +556,10 @@ def test_switches(tmp_path, tiny):
     )
 
     found = tune["lr_find"]
-    assert tune["learning_rate"] == found["valley"]
+    if found["chosen"] == "lr_find's valley":
+        assert tune["learning_rate"] == found["valley"]
+    else:
+        assert tune["learning_rate"] == 1e-4  # the option's default
     assert 1e-7 <= found["valley"] <= 10.0
     assert found["steps"] >= 2
     assert head["learning_rate"] == 1e-12 and "lr_find" not in head
@@ -665,3 +671,36 @@ def test_plot_events_name_what_starts_training():
     ]
     labels = [e["label"] for e in loop._events(model, changes, 0)]
     assert labels == ["+block2", "all stages train", "block1 only"]
+
+
+@pytest.mark.parametrize(
+    "losses, expected",
+    [
+        # A falling curve, then divergence: the valley.
+        ([2.0] * 10 + list(np.linspace(2.0, 1.0, 80)) + [3.0] * 10, "valley"),
+        # A fitted model: every rate that moves it raises the loss.
+        ([0.5] * 30 + list(np.linspace(0.5, 2.0, 70)), "default"),
+    ],
+)
+def test_lr_auto_keeps_the_default_when_no_rate_lowers_the_loss(
+    losses, expected
+):
+    from kerasft._src.lr_find import suggest
+    from kerasft._src.run import loop
+
+    rates = list(np.geomspace(1e-7, 10.0, len(losses)))
+    found = kerasft.LRFindResult(
+        rates, losses, diverged_at=None, **suggest(rates, losses)
+    )
+    phase = loop._Phase("finetune", "t", "gradual", 1, "auto", probed=True)
+    lines = []
+    rate, chosen = loop._chosen_rate(found, phase, lines.append)
+    if expected == "valley":
+        assert (rate, chosen) == (found.valley, "lr_find's valley")
+        assert lines == []
+    else:
+        assert rate == 1e-4 and chosen.startswith("the default")
+        assert lines == [
+            "lr_find: no rate lowered the loss by 1% or more; keeping the "
+            "default learning rate 0.0001 for this phase"
+        ]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 from kerasft._src.callbacks.trainable_schedule import TrainableSchedule
 from kerasft._src.logs import get_logger
@@ -34,6 +35,18 @@ from kerasft._src.validation import check_callable
 _LOGGER = get_logger("finetune")
 # The rate a phase is compiled with for `lr_find`, which sweeps its own.
 _SWEEP_RATE = 1e-3
+# How far below its start the range test's loss must fall for its valley
+# to be used (`_chosen_rate`).
+_MIN_FALL = 0.01
+_DEFAULT_RATES = {
+    key: next(
+        f.default for f in dataclasses.fields(FinetuneConfig) if f.name == name
+    )
+    for key, name in (
+        ("head", "head_learning_rate"),
+        ("finetune", "learning_rate"),
+    )
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,14 +220,16 @@ def _run_phase(model, phase, config, inputs, context):
     if phase.learning_rate == AUTO:
         log(f"\n== {header}: kerasft.lr_find chooses the learning rate")
         found = _find_rate(model, phase, config, inputs)
-    rate = phase.learning_rate if found is None else found.valley
+    rate, chosen = phase.learning_rate, None
+    if found is not None:
+        rate, chosen = _chosen_rate(found, phase, log)
     optimizer, callbacks = _compile(model, phase, rate, config, inputs)
     trainable = _count(model.trainable_variables)
     scheduled = any(isinstance(c, TrainableSchedule) for c in callbacks)
     log(
         ("" if found else "\n")
         + f"== {header}; {phase.epochs} epoch(s), learning rate "
-        + (f"{rate:.3g} (lr_find's valley), " if found else f"{rate:g}, ")
+        + (f"{rate:.3g} ({chosen}), " if found else f"{rate:g}, ")
         + ("stages unfreeze on schedule" if scheduled else f"{trainable:,} ")
         + ("" if scheduled else "trainable parameters")
     )
@@ -250,6 +265,7 @@ def _run_phase(model, phase, config, inputs, context):
     if found is not None:
         record["lr_find"] = {
             **found.suggestions,
+            "chosen": chosen,
             "steps": len(found.learning_rates),
             "diverged_at": found.diverged_at,
         }
@@ -289,6 +305,33 @@ def _compile(model, phase, rate, config, inputs):
         run_eagerly=config.run_eagerly,
     )
     return optimizer, callbacks
+
+
+def _chosen_rate(found, phase, log):
+    """lr_find's valley, or the option's default if no rate lowered the loss.
+
+    The valley reads a falling stretch of the loss curve. When the
+    smoothed loss never falls `_MIN_FALL` below its value at the smallest
+    rates read (a model the probe has fitted already: every rate that
+    moves it makes it worse), the falling stretch is noise on the way to
+    divergence, and training at it can wreck the pretrained stages that
+    join later; the phase then keeps the option's default rate.
+    """
+    losses = np.asarray(found.losses, dtype="float64")
+    read = losses[len(losses) // 10 :]
+    read = read[np.isfinite(read)]
+    if read.size and read.min() < read[0] * (1 - _MIN_FALL):
+        return found.valley, "lr_find's valley"
+    rate = _DEFAULT_RATES[phase.key]
+    log(
+        f"lr_find: no rate lowered the loss by {_MIN_FALL:.0%} or more (it "
+        f"diverged at {found.diverged_at:.3g}); keeping the default "
+        f"learning rate {rate:g} for this phase"
+        if found.diverged_at
+        else f"lr_find: no rate lowered the loss by {_MIN_FALL:.0%} or more; "
+        f"keeping the default learning rate {rate:g} for this phase"
+    )
+    return rate, "the default: lr_find found no falling loss"
 
 
 def _find_rate(model, phase, config, inputs):
