@@ -136,9 +136,12 @@ def register_stage_map(
 
     Args:
         name: str. The family's name, unique among registered maps (the
-            built-in ones are `alexnet`, `convnext`, `densenet`,
-            `efficientnet`, `inception_v3`, `mobilenet`, `mobilenetv2`,
-            `resnet`, `sequence`, `transformer`, `vgg` and `xception`).
+            built-in ones are `albert`, `alexnet`, `convnext`,
+            `deberta_v3`, `densenet`, `dinov2`, `distil_bert`,
+            `efficientnet`, `gemma`, `gpt2`, `hub_efficientnet`,
+            `hub_resnet`, `inception_v3`, `llama`, `mistral`, `mobilenet`,
+            `mobilenetv2`, `qwen`, `resnet`, `roberta`, `sequence`,
+            `siglip`, `transformer`, `vgg`, `vit` and `xception`).
         fingerprint: A function that takes a `keras.Model` and returns
             `True` or `False`, or a non-empty list whose items each match
             the name of a top-level layer of the model: a `str` (exact

@@ -71,12 +71,18 @@ def stages(model: keras.Model) -> list[Stage]:
     `stem`, `block1`..`block7`, `top`; Xception `block1`..`block14`;
     InceptionV3 `stem`, `mixed0`..`mixed10`; ConvNeXt `stem`,
     `stage_0`..`stage_3`; AlexNet `conv1`..`conv5`, `fc6`, `fc7`; keras-hub
-    Transformer backbones (any model whose blocks are named
-    `transformer_layer_N`, such as `BertBackbone`) `embeddings`,
-    `transformer_layer_0`.. and BERT's `pooler`; the recurrent models of
-    `kerasft.sequence` `embedding`, `rnn_0`... Layers after the last known
-    block (pooling, classifier) form the `head` stage, and so do layers
-    added after a nested backbone. `kerasft.register_stage_map` adds a
+    Transformer encoders (BERT, DistilBERT, RoBERTa, DeBERTaV3 and any
+    model whose blocks are named `transformer_layer_N`) `embeddings`,
+    `transformer_layer_0`.. and BERT's `pooler`; keras-hub ALBERT
+    `embeddings`, `group_0`.. (shared layers), `pooler`; keras-hub decoder
+    LLMs (Gemma, Llama, Mistral, Qwen, GPT-2) `embeddings`,
+    `decoder_block_0`.., `final_norm`; keras-hub ViT and DINOv2
+    `patch_embedding`, `encoder`, and the SigLIP vision encoder
+    `patch_embedding`, `encoder_block_0`..; keras-hub ResNet `stem`,
+    `stack0`.. and EfficientNet `stem`, `block1`.., `top`; the recurrent
+    models of `kerasft.sequence` `embedding`, `rnn_0`... Layers after the
+    last known block (pooling, classifier) form the `head` stage, and so do
+    layers added after a nested backbone. `kerasft.register_stage_map` adds a
     family. Any other model gets the generic split: each top-level layer
     is a stage named after it, and a nested model is one stage unless a
     known map applies. In a model with several known backbones, their

@@ -1,9 +1,10 @@
-"""EfficientNet B0-B7 and EfficientNetV2 (keras.applications): `stem`,
-`block1`..`block7`, `top`."""
+"""EfficientNet B0-B7 and EfficientNetV2 (keras.applications) and
+keras-hub's EfficientNet: `stem`, `block1`..`block7`, `top`."""
 
 import re
 
 from kerasft._src.stages.registry import register_stage_map
+from kerasft._src.stages.stage_maps._hub import register_hub_map
 
 # keras.applications name -> preprocessing mode: EfficientNets carry their
 # own rescaling layers.
@@ -27,5 +28,15 @@ def stage_of(name):
 register_stage_map(
     "efficientnet",
     fingerprint=("stem_conv", "stem_bn", "block1a_project_conv"),
+    stage_of=stage_of,
+)
+
+
+# keras-hub's EfficientNetBackbone names its layers as keras.applications
+# does (`block1a_project`, without `_conv`).
+register_hub_map(
+    "hub_efficientnet",
+    classes=("EfficientNetBackbone",),
+    expected=("stem_conv", r"block1a_\w+", "top_conv"),
     stage_of=stage_of,
 )

@@ -1,5 +1,10 @@
-"""keras-hub Transformer encoders (BERT, DistilBERT, RoBERTa, ...):
-`embeddings`, `transformer_layer_0`.. and BERT's `pooler`."""
+"""keras-hub Transformer encoders named like BERT: `embeddings`,
+`transformer_layer_0`.. and BERT's `pooler`.
+
+This generic rule applies to any model with a `transformer_layer_0` layer
+that no family map claims (the family maps are registered after it, so
+they are tried first).
+"""
 
 import re
 
