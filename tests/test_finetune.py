@@ -680,6 +680,16 @@ def test_plot_events_name_what_starts_training():
         ([2.0] * 10 + list(np.linspace(2.0, 1.0, 80)) + [3.0] * 10, "valley"),
         # A fitted model: every rate that moves it raises the loss.
         ([0.5] * 30 + list(np.linspace(0.5, 2.0, 70)), "default"),
+        # The same, with a noisy dip on the way to divergence (the curve
+        # of the demo's probed MobileNet): the lowest loss is early.
+        (
+            [1.0] * 10
+            + [0.98] * 10
+            + list(np.linspace(1.0, 1.3, 40))
+            + list(np.linspace(1.3, 1.1, 20))
+            + [3.0] * 20,
+            "default",
+        ),
     ],
 )
 def test_lr_auto_keeps_the_default_when_no_rate_lowers_the_loss(
@@ -701,6 +711,7 @@ def test_lr_auto_keeps_the_default_when_no_rate_lowers_the_loss(
     else:
         assert rate == 1e-4 and chosen.startswith("the default")
         assert lines == [
-            "lr_find: no rate lowered the loss by 1% or more; keeping the "
-            "default learning rate 0.0001 for this phase"
+            "lr_find: no rate lowered the loss (it is lowest at the "
+            "smallest rates swept); keeping the default learning rate "
+            "0.0001 for this phase"
         ]

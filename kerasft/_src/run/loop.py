@@ -35,8 +35,8 @@ from kerasft._src.validation import check_callable
 _LOGGER = get_logger("finetune")
 # The rate a phase is compiled with for `lr_find`, which sweeps its own.
 _SWEEP_RATE = 1e-3
-# How far below its start the range test's loss must fall for its valley
-# to be used (`_chosen_rate`).
+# How far below its start the range test's loss must be at the valley for
+# the valley to be used (`_chosen_rate`).
 _MIN_FALL = 0.01
 _DEFAULT_RATES = {
     key: next(
@@ -310,26 +310,32 @@ def _compile(model, phase, rate, config, inputs):
 def _chosen_rate(found, phase, log):
     """lr_find's valley, or the option's default if no rate lowered the loss.
 
-    The valley reads a falling stretch of the loss curve. When the
-    smoothed loss never falls `_MIN_FALL` below its value at the smallest
-    rates read (a model the probe has fitted already: every rate that
-    moves it makes it worse), the falling stretch is noise on the way to
-    divergence, and training at it can wreck the pretrained stages that
-    join later; the phase then keeps the option's default rate.
+    The valley reads a falling stretch of the loss curve. On a model the
+    probe has fitted already, every rate that moves it makes the loss
+    worse: the lowest loss comes at the smallest rates of the sweep, and a
+    "falling stretch" further on is batch noise on the way to divergence;
+    training at it can wreck the pretrained stages that join later. The
+    valley is used only if the lowest loss lies past the first quarter of
+    the swept rates (on a log scale) and the loss at the valley is at
+    least `_MIN_FALL` below the loss at the start of the curve read.
     """
+    rates = np.asarray(found.learning_rates, dtype="float64")
     losses = np.asarray(found.losses, dtype="float64")
-    read = losses[len(losses) // 10 :]
-    read = read[np.isfinite(read)]
-    if read.size and read.min() < read[0] * (1 - _MIN_FALL):
-        return found.valley, "lr_find's valley"
+    read = slice(len(losses) // 10, None)
+    rates, losses = rates[read], losses[read]
+    finite = np.isfinite(losses)
+    rates, losses = rates[finite], losses[finite]
+    if len(rates) >= 2 and rates[-1] > rates[0]:
+        span = np.log(rates[-1] / rates[0])
+        lowest = np.log(rates[np.argmin(losses)] / rates[0]) / span
+        at_valley = losses[np.argmin(np.abs(np.log(rates / found.valley)))]
+        if lowest > 0.25 and at_valley < losses[0] * (1 - _MIN_FALL):
+            return found.valley, "lr_find's valley"
     rate = _DEFAULT_RATES[phase.key]
     log(
-        f"lr_find: no rate lowered the loss by {_MIN_FALL:.0%} or more (it "
-        f"diverged at {found.diverged_at:.3g}); keeping the default "
-        f"learning rate {rate:g} for this phase"
-        if found.diverged_at
-        else f"lr_find: no rate lowered the loss by {_MIN_FALL:.0%} or more; "
-        f"keeping the default learning rate {rate:g} for this phase"
+        "lr_find: no rate lowered the loss (it is lowest at the smallest "
+        f"rates swept); keeping the default learning rate {rate:g} for "
+        "this phase"
     )
     return rate, "the default: lr_find found no falling loss"
 
