@@ -317,7 +317,7 @@ def test_no_usable_backup_starts_clean(tmp_path, uninterrupted, damage):
         history = _fit(model, backup)
     messages = [str(w.message) for w in record]
     assert sum("skips the backup" in m for m in messages) == 2
-    assert "training starts from the beginning" in messages[-1]
+    assert any("training starts from the beginning" in m for m in messages)
     assert backup.restored is None
     assert len(history.history["loss"]) == EPOCHS
     _assert_same(model, uninterrupted)
@@ -393,7 +393,8 @@ def test_multi_worker_mirrored_strategy_is_refused(
     with pytest.raises(
         ValueError,
         match=r"MultiWorkerMirroredStrategy.*keras-team/keras#20585.*JAX "
-        r"backend.*Received: strategy=MultiWorkerMirroredStrategy$",
+        r"backend.*Received: strategy=\w+ \(a tf\.distribute\."
+        r"MultiWorkerMirroredStrategy\)$",
     ):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[callback(tmp_path)])
     for a, b in zip(model.get_weights(), before):

@@ -15,7 +15,6 @@ batch. Modes:
   whole global batch, no distribution) and once across the two processes;
   also the uninterrupted run with `kerasft.callbacks.BackupAndRestore`.
 - `lost`: the backup run; process 1 kills itself (SIGKILL) in epoch 3.
-- `preempt`: the backup run; both processes stop in epoch 3.
 - `resume`: the backup run again, which resumes from the backups.
 
 Each process saves its final values to `OUTDIR/<mode>-<scenario>-<i>.npz`
@@ -194,17 +193,16 @@ def backup_run(init, backup_dir, stop=None):
             keras.ops.convert_to_numpy(model.optimizer.iterations)
         ),
         "trainable": sorted(v.path for v in model.trainable_variables),
-        "backup_left": os.path.exists(backup_dir),
+        "backup_left": os.path.exists(backup.process_dir()),
     }
     return result, finish(model, "backup")
 
 
-class Stop(keras.callbacks.Callback):
-    """Ends this process abruptly at STOP_AT, as a preemption or crash."""
+class Kill(keras.callbacks.Callback):
+    """Process 1 dies (SIGKILL) at STOP_AT, as a lost worker."""
 
-    def __init__(self, how):
+    def __init__(self):
         super().__init__()
-        self.how = how
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -213,12 +211,10 @@ class Stop(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if (self.epoch, batch) != STOP_AT:
             return
-        if self.how == "kill" and PID == 1:
+        if PID == 1:
             with open(os.path.join(OUTDIR, "killed_at"), "w") as f:
                 f.write(repr(time.time()))
             os.kill(os.getpid(), signal.SIGKILL)
-        if self.how == "exit":
-            os._exit(3)
 
 
 SCENARIOS = {
@@ -246,9 +242,8 @@ def main():
         result["backup"], _ = backup_run(init, reference_dir)
     elif MODE == "resume":
         result["backup"], _ = backup_run(init, backup_dir)
-    else:
-        how = {"lost": "kill", "preempt": "exit"}[MODE]
-        backup_run(init, backup_dir, stop=Stop(how))
+    else:  # "lost"
+        backup_run(init, backup_dir, stop=Kill())
     result["seconds"] = time.time() - start_time
     _scenario.report(result)
 

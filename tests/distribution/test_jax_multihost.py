@@ -159,3 +159,5 @@ def test_rerun_resumes_exactly(scenarios, resumed, folder):
         assert set(got) == set(want)
         for key in want:
             np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    # The last process out removed the backup folder itself.
+    assert not os.path.exists(os.path.join(folder, "backup"))

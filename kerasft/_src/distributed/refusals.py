@@ -44,5 +44,6 @@ def check_not_multi_worker(model: keras.Model, name: str) -> None:
             "initialize() and keras.distribution.DataParallel (see "
             "docs/distributed.md). On one machine, tf.distribute."
             "MirroredStrategy works. Received: "
-            f"strategy={type(strategy).__name__}"
+            f"strategy={type(strategy).__name__} (a "
+            "tf.distribute.MultiWorkerMirroredStrategy)"
         )
