@@ -18,6 +18,7 @@ from kerasft import augment  # noqa: E402
 from kerasft import backbones  # noqa: E402
 from kerasft import callbacks  # noqa: E402
 from kerasft import data_selection  # noqa: E402
+from kerasft import distributed  # noqa: E402
 from kerasft import export  # noqa: E402
 from kerasft import finetune  # noqa: E402
 from kerasft import layers  # noqa: E402
@@ -63,6 +64,7 @@ __all__ = [
     "cached_fit",
     "callbacks",
     "data_selection",
+    "distributed",
     "export",
     "finetune",
     "freeze",

@@ -42,6 +42,7 @@ NAMESPACES = (
     "kerasft.backbones",
     "kerasft.callbacks",
     "kerasft.data_selection",
+    "kerasft.distributed",
     "kerasft.layers",
     "kerasft.optimizers",
     "kerasft.peft",
@@ -1889,6 +1890,51 @@ def _export_cases():
     return cases
 
 
+def _distributed_cases():
+    """kerasft.distributed and kerasft.callbacks.BackupAndRestore."""
+    dist = kerasft.distributed
+    cases = []
+    for arg, values in (
+        ("num_processes", _int_values(1, none_ok=True)),
+        ("process_id", _int_values(0, none_ok=True)),
+        ("coordinator_address", [(42, TypeError), (b"h:1", TypeError)]),
+        ("heartbeat_timeout", _int_values(1)),
+        ("initialization_timeout", _int_values(1)),
+    ):
+        cases += _cases(
+            "initialize",
+            arg,
+            lambda w, v, arg=arg: dist.initialize(**{arg: v}),
+            values,
+        )
+    for arg, values in (
+        ("batch_size", _int_values(1)),
+        ("seed", [("1", TypeError), (2.5, TypeError)]),
+        ("drop_remainder", [("yes", TypeError), (1, TypeError)]),
+    ):
+        cases += _cases(
+            "shard",
+            arg,
+            lambda w, v, arg=arg: dist.shard(w.x, **{"batch_size": 2, arg: v}),
+            values,
+        )
+    for arg, values in (
+        ("backup_dir", [(42, TypeError), ("", ValueError)]),
+        ("save_freq", [("batch", TypeError), (0, ValueError)]),
+        ("delete_checkpoint", [("yes", TypeError)]),
+        ("keep", [(1, ValueError), (2.5, TypeError)]),
+    ):
+        cases += _cases(
+            "BackupAndRestore",
+            arg,
+            lambda w, v, arg=arg: callbacks.BackupAndRestore(
+                **{"backup_dir": "backup", arg: v}
+            ),
+            values,
+        )
+    return cases
+
+
 CASES = (
     _top_level_cases()
     + _toolkit_cases()
@@ -1908,4 +1954,5 @@ CASES = (
     + _averaging_cases()
     + _export_cases()
     + _adapter_cases()
+    + _distributed_cases()
 )

@@ -408,8 +408,11 @@ def _resume_callbacks(kind, backup_dir, order, interrupt):
         _averaging(kind),
     ]
     if backup_dir is not None:
-        backup = keras.callbacks.BackupAndRestore(backup_dir)
-        callbacks.insert(0 if order == "backup_first" else 2, backup)
+        if order == "kerasft_backup":
+            backup = kerasft.callbacks.BackupAndRestore(backup_dir)
+        else:
+            backup = keras.callbacks.BackupAndRestore(backup_dir)
+        callbacks.insert(0 if order != "backup_last" else 2, backup)
     if interrupt:
         callbacks.append(_Interrupt())
     return callbacks
@@ -420,7 +423,9 @@ def _resume_model():
     return _model(keras.optimizers.Adam(0.01))
 
 
-@pytest.mark.parametrize("order", ["backup_first", "backup_last"])
+@pytest.mark.parametrize(
+    "order", ["backup_first", "backup_last", "kerasft_backup"]
+)
 @pytest.mark.parametrize("kind", ["ema", "swa"])
 def test_resume_with_backup_and_restore_is_exact(tmp_path, kind, order):
     x, y = _data()

@@ -23,6 +23,7 @@ PUBLIC = {
         "cached_fit",
         "callbacks",
         "data_selection",
+        "distributed",
         "export",
         "FeatureCache",
         "finetune",
@@ -123,6 +124,7 @@ PUBLIC = {
         "VGG19",
     ],
     "kerasft.callbacks": [
+        "BackupAndRestore",
         "EMA",
         "FreezeUntil",
         "only",
@@ -166,6 +168,10 @@ PUBLIC = {
         "rebuild_optimizer",
         "StageLearningRateLogger",
         "trainable_change",
+    ],
+    "kerasft.distributed": [
+        "initialize",
+        "shard",
     ],
     "kerasft.peft": [
         "active_adapter",

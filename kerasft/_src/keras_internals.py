@@ -550,3 +550,34 @@ def unit_forget_bias(
             draw(1, (units * 2,)),
         ]
     )
+
+
+# ---------------------------------------------------------------------------
+# Multi-host JAX jobs and resuming from a backup.
+
+
+def agree_on_random_seed() -> None:
+    """Gives every process of a multi-host JAX job the same global seed.
+
+    Processes must create the same initial weights. What
+    `keras.distribution.initialize` does after `jax.distributed.initialize`
+    (checked on Keras 3.15.1, `keras/src/backend/jax/distribution_lib.py`):
+    keep a seed set with `keras.utils.set_random_seed`, or sum each
+    process's random seed across processes. kerasft calls
+    `jax.distributed.initialize` itself to bound its timeouts, which that
+    public function does not expose.
+    """
+    from keras.src.backend.jax import distribution_lib
+
+    distribution_lib.initialize_rng()
+
+
+def set_initial_epoch(model: keras.Model, epoch: int) -> None:
+    """Makes the running `fit` start at `epoch`.
+
+    `fit` reads `model._initial_epoch` after `on_train_begin`, which is how
+    `keras.callbacks.BackupAndRestore` resumes (checked on Keras 3.15.1,
+    `keras/src/callbacks/backup_and_restore.py` and the backends'
+    `trainer.py`); there is no public way for a callback to do it.
+    """
+    model._initial_epoch = epoch

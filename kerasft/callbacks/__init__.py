@@ -6,10 +6,12 @@ from kerasft._src.callbacks.freeze_until import FreezeUntil
 from kerasft._src.callbacks.swa import SWA
 from kerasft._src.callbacks.unfreeze_schedule import UnfreezeSchedule
 from kerasft._src.callbacks.unfreeze_schedule import only
+from kerasft._src.distributed.backup import BackupAndRestore
 from kerasft._src.moved import removed_name
 
 __all__ = [
     "EMA",
+    "BackupAndRestore",
     "FreezeUntil",
     "SWA",
     "UnfreezeSchedule",

@@ -87,14 +87,16 @@ def callbacks():
     return UnfreezeSchedule(SCHEDULE, unit="step"), FreezeUntil(FREEZE_UNTIL)
 
 
-def fit(model, schedule, freeze, extra=(), batch_size=GLOBAL_BATCH):
-    """Runs both fits.
+def fit(
+    model, schedule, freeze, extra=(), batch_size=GLOBAL_BATCH, arrays=None
+):
+    """Runs both fits, on `arrays` (x, y) or on `data()`.
 
     Returns:
         The per-epoch losses, and whether the stages that `FreezeUntil`
         froze kept their values in the second fit.
     """
-    x, y = data()
+    x, y = data() if arrays is None else arrays
     history = model.fit(
         x,
         y,

@@ -34,6 +34,7 @@ import numpy as np
 
 from kerasft._src import freezing
 from kerasft._src import keras_internals
+from kerasft._src.distributed import refusals
 from kerasft._src.freezing import check_bn
 from kerasft._src.logs import verbose_message
 from kerasft._src.optimizers import rebuild
@@ -276,6 +277,7 @@ class TrainableSchedule(keras.callbacks.Callback):
 
     def _validate(self, model):
         _check_distribution(type(self).__name__)
+        refusals.check_not_multi_worker(model, type(self).__name__)
         check_model(
             model,
             compiled=True,

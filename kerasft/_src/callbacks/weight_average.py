@@ -85,7 +85,10 @@ class WeightAverage(keras.callbacks.Callback):
         for other in siblings:
             if isinstance(other, keras.callbacks.BackupAndRestore):
                 self._check_backup(other)
-                self._backup_dirs.append(os.fspath(other.backup_dir))
+                # kerasft's BackupAndRestore: this process's own folder.
+                folder = getattr(other, "process_dir", None)
+                folder = folder() if folder else other.backup_dir
+                self._backup_dirs.append(os.fspath(folder))
 
     def _check_backup(self, backup):
         """Refuses `BackupAndRestore(save_freq=<int>)`.
