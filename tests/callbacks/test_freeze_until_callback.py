@@ -117,6 +117,7 @@ def test_freeze_until_bad_input():
 
 def test_public_surface():
     assert sorted(kc.__all__) == [
+        "BackupAndRestore",
         "EMA",
         "FreezeUntil",
         "SWA",
