@@ -12,6 +12,7 @@ examples share only the cost of importing the backend. After each one a line
 import os
 import runpy
 import sys
+import time
 import traceback
 
 MARKER = "@@kerasft-example {name} exit={code}@@"
@@ -50,10 +51,13 @@ def main(backend, workdir, paths):
         folder = os.path.join(workdir, os.path.basename(path)[: -len(".py")])
         os.makedirs(folder)
         os.chdir(folder)
+        start = time.monotonic()
         code = run(path, backend)
         sys.stderr.flush()
         name = os.path.basename(path)
-        print(f"\n{MARKER.format(name=name, code=code)}", flush=True)
+        seconds = time.monotonic() - start
+        print(f"\n[{name} took {seconds:.1f}s]", flush=True)
+        print(f"{MARKER.format(name=name, code=code)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,20 @@ import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# XLA compiles every program the tests run with LLVM's full optimisation,
+# and most of the tests' programs are tiny and run a few steps: compiling
+# dominates the JAX suite. Level 1 without LLVM's expensive passes cut the
+# CPU time of tests/backbones/test_hub_families.py by a third and of the
+# fusion example's smoke run by a fifth (level 0 made that one slower). The
+# programs compute the same results. Subprocesses that the tests start
+# (examples, multi-process workers) inherit it.
+_FAST_XLA = (
+    "--xla_backend_optimization_level=1",
+    "--xla_llvm_disable_expensive_passes=true",
+)
+os.environ["XLA_FLAGS"] = " ".join(
+    [os.environ.get("XLA_FLAGS", ""), *_FAST_XLA]
+).strip()
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -71,7 +71,12 @@ def launch_job(script, args, processes=2, timeout=TIMEOUT):
             JAX_NUM_PROCESSES=str(processes),
             JAX_PROCESS_ID=str(i),
         )
-        env.pop("XLA_FLAGS", None)  # one CPU device per process
+        # One CPU device per process; the suite's other XLA flags stay.
+        env["XLA_FLAGS"] = " ".join(
+            flag
+            for flag in env.get("XLA_FLAGS", "").split()
+            if "host_platform_device_count" not in flag
+        )
         procs.append(
             subprocess.Popen(
                 [sys.executable, os.path.join(HERE, script), *args],

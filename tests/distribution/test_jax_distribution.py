@@ -6,6 +6,8 @@ all four, and `ModelParallel` on a 2x2 (batch, model) mesh whose
 `LayoutMap` shards BERT's embedding, attention and feed-forward kernels.
 """
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -31,8 +33,9 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def result():
     pytest.importorskip("keras_hub")
-    flags = "--xla_force_host_platform_device_count=4"
-    return run_worker("jax_worker.py", "jax", {"XLA_FLAGS": flags})
+    flags = [os.environ.get("XLA_FLAGS", "")]
+    flags.append("--xla_force_host_platform_device_count=4")
+    return run_worker("jax_worker.py", "jax", {"XLA_FLAGS": " ".join(flags)})
 
 
 def test_runs_on_four_devices(result):
