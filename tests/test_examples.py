@@ -39,6 +39,7 @@ def test_examples_exist():
         "bert_lora.py",
         "export_and_serve.py",
         "fusion.py",
+        "llm_lora.py",
         "mobilenet_strategies.py",
         "quickstart.py",
         "resnet_vgg_unfreeze.py",

@@ -50,3 +50,36 @@ def test_sublayers_follow_attributes_once():
     assert bi.forward_layer in found and bi.backward_layer in found
     assert len({id(x) for x in found}) == len(found)
     assert any(x is bi for x in walk.sublayers(model))
+
+
+class _Blocks(keras.layers.Layer):
+    """Holds its blocks in a list, as keras-hub's ViTEncoder does."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.blocks = [keras.layers.Dense(4, name=f"b{i}") for i in range(2)]
+        self.norm = keras.layers.LayerNormalization(name="norm")
+
+    def call(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+def test_a_block_container_is_walked_like_a_model(monkeypatch):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, _Blocks(name="enc")(inputs), name="o")
+    assert [x.name for x in walk.leaf_layers(model)] == ["enc"]
+    monkeypatch.setattr(walk, "_BLOCK_CONTAINERS", set())
+    walk.register_block_container("_Blocks")
+    enc = model.get_layer("enc")
+    assert walk.is_container(enc)
+    assert [x.name for x in walk.children(enc)] == ["b0", "b1", "norm"]
+    assert [x.name for x in walk.leaf_layers(model)] == ["b0", "b1", "norm"]
+    assert [x.name for x in walk.nested_layers(model)] == [
+        "enc",
+        "b0",
+        "b1",
+        "norm",
+    ]
+    assert walk.containers(model) == [model, enc]

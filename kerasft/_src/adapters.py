@@ -120,9 +120,7 @@ def set_variables(model, train_leaves, keep) -> None:
     """
     train_ids = {id(x) for x in train_leaves}
     leaves = walk.leaf_layers(model)
-    for container in [
-        x for x in walk.sublayers(model) if isinstance(x, keras.Model)
-    ]:
+    for container in [x for x in walk.sublayers(model) if walk.is_container(x)]:
         if not container.trainable:
             container.trainable = True
     for leaf in leaves:

@@ -50,7 +50,7 @@ def _effective_state(model):
     def visit(layer, parent_trainable):
         for child in walk.children(layer):
             on = parent_trainable and child.trainable
-            if isinstance(child, keras.Model):
+            if walk.is_container(child):
                 visit(child, on)
             else:
                 state[id(child)] = on

@@ -14,6 +14,7 @@ import pytest
 
 import kerasft
 from kerasft import peft
+from kerasft._src import walk
 from kerasft.callbacks import UnfreezeSchedule
 from kerasft.optimizers import discriminative
 from kerasft.optimizers import layerwise_decay
@@ -32,7 +33,8 @@ ENCODER = ["embeddings", "transformer_layer_0", "transformer_layer_1"]
 
 # build: returns (task model, backbone). thaw: the stage the schedule
 # unfreezes at epoch 1 (frozen before, and every stage below it always).
-# lora: the LoRA target. rename: a backbone layer the map relies on.
+# lora: the LoRA target. rename: a backbone layer the map relies on (a
+# block inside ViT's and DINOv2's encoder layer).
 Family = collections.namedtuple(
     "Family", "build inputs stages thaw lora rename"
 )
@@ -85,6 +87,7 @@ def _pooled(backbone, sequence):
 
 
 VIT = {"patch_size": 4, "num_layers": 2, "num_heads": 2, "hidden_dim": 8}
+VISION = ["patch_embedding", "encoder_block_0", "encoder_block_1", "head"]
 
 FAMILIES = {
     "gemma": Family(
@@ -161,10 +164,10 @@ FAMILIES = {
             lambda: M.ViTBackbone(image_shape=(16, 16, 3), mlp_dim=16, **VIT),
         ),
         _images,
-        ["patch_embedding", "encoder", "head"],
-        "encoder",
-        "encoder",
-        "vit_encoder",
+        VISION,
+        "encoder_block_1",
+        r"encoder_block_\d",
+        "transformer_block_1",
     ),
     "dinov2": Family(
         _pooled(
@@ -177,10 +180,10 @@ FAMILIES = {
             sequence=True,
         ),
         _images,
-        ["patch_embedding", "encoder", "head"],
-        "encoder",
-        "encoder",
-        "embeddings",
+        VISION,
+        "encoder_block_1",
+        r"encoder_block_\d",
+        "layers_0",
     ),
     "siglip": Family(
         _pooled(
@@ -190,7 +193,7 @@ FAMILIES = {
             sequence=False,
         ),
         _images,
-        ["patch_embedding", "encoder_block_0", "encoder_block_1", "head"],
+        VISION,
         "encoder_block_1",
         r"encoder_block_\d",
         "encoder_block_0",
@@ -393,7 +396,7 @@ def test_freeze_schedule_and_layerwise_decay(family):
 
 def test_renamed_layer_fails_clearly(family, monkeypatch):
     spec, model, backbone, _, _ = family
-    layer = backbone.get_layer(spec.rename)
+    (layer,) = [x for x in walk.sublayers(backbone) if x.name == spec.rename]
     monkeypatch.setattr(layer, "name", "renamed_by_a_new_version")
     with pytest.raises(ValueError, match="do not match the") as info:
         kerasft.stages(model)
@@ -422,6 +425,41 @@ def test_lora_trains_adapters_and_head_only(family):
         if np.abs(keras.ops.convert_to_numpy(layer.lora_kernel_b)).max() > 0
     ]
     assert moved
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: M.ViTBackbone(image_shape=(16, 16, 3), mlp_dim=16, **VIT),
+        lambda: M.DINOV2Backbone(
+            intermediate_dim=16,
+            image_shape=(16, 16, 3),
+            position_embedding_shape=(16, 16, 3),
+            **VIT,
+        ),
+    ],
+    ids=["vit", "dinov2"],
+)
+def test_an_encoder_the_walk_does_not_open_fails_clearly(build, monkeypatch):
+    # A keras-hub version that renames the encoder's class: its blocks
+    # stay hidden inside one layer, and the map says so.
+    backbone = build()
+    monkeypatch.setattr(walk, "_BLOCK_CONTAINERS", set())
+    with pytest.raises(ValueError, match="do not match the") as info:
+        kerasft.stages(backbone)
+    assert "holds 0 layers matching" in str(info.value)
+    assert type(backbone).__name__ in str(info.value)
+
+
+def test_a_block_inside_the_encoder_layer_is_a_stage_of_its_own():
+    backbone = M.ViTBackbone(image_shape=(16, 16, 3), mlp_dim=16, **VIT)
+    (stage,) = kerasft.resolve_stages(backbone, "transformer_block_2")
+    assert stage.name == "encoder_block_1"
+    assert [x.name for x in stage.layers] == ["transformer_block_2"]
+    kerasft.freeze(backbone)
+    kerasft.unfreeze(backbone, "encoder_block_1")
+    trainable = {id(v) for v in backbone.trainable_variables}
+    assert trainable == {id(v) for v in stage.variables}
 
 
 def test_albert_shares_one_stage_across_depth():

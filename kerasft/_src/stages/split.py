@@ -76,9 +76,9 @@ def stages(model: keras.Model) -> list[Stage]:
     `transformer_layer_0`.. and BERT's `pooler`; keras-hub ALBERT
     `embeddings`, `group_0`.. (shared layers), `pooler`; keras-hub decoder
     LLMs (Gemma, Llama, Mistral, Qwen, GPT-2) `embeddings`,
-    `decoder_block_0`.., `final_norm`; keras-hub ViT and DINOv2
-    `patch_embedding`, `encoder`, and the SigLIP vision encoder
-    `patch_embedding`, `encoder_block_0`..; keras-hub ResNet `stem`,
+    `decoder_block_0`.., `final_norm`; keras-hub ViT, DINOv2 and the
+    SigLIP vision encoder `patch_embedding`, `encoder_block_0`..;
+    keras-hub ResNet `stem`,
     `stack0`.. and EfficientNet `stem`, `block1`.., `top`; the recurrent
     models of `kerasft.sequence` `embedding`, `rnn_0`... Layers after the
     last known block (pooling, classifier) form the `head` stage, and so do

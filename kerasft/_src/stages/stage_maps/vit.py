@@ -1,19 +1,26 @@
-"""ViT (keras-hub): `patch_embedding`, `encoder`, `head`.
+"""ViT (keras-hub): `patch_embedding`, `encoder_block_0`.., `head`.
 
 keras-hub's `ViTBackbone` runs all its Transformer blocks, and the final
-normalization, inside one layer (`vit_encoder`, a `ViTEncoder`), and a
-stage is a run of a model's layers; so the blocks form one stage,
-`encoder`. A task model's layers form the `head`.
+normalization, inside one layer (`vit_encoder`, a `ViTEncoder`). The walk
+opens that layer like a nested model, so each block
+(`transformer_block_1`.., numbered from 1 by keras-hub) is a stage of its
+own, `encoder_block_0`..; the encoder's input dropout joins
+`encoder_block_0`, and its final normalization (`ln`) and a task model's
+layers form the `head`.
 """
 
+from kerasft._src.stages.stage_maps._hub import encoder_blocks
 from kerasft._src.stages.stage_maps._hub import register_hub_map
 
 register_hub_map(
     "vit",
     classes=("ViTBackbone",),
     expected=("vit_patching_and_embedding", "vit_encoder"),
-    stage_of={
-        "vit_patching_and_embedding": "patch_embedding",
-        "vit_encoder": "encoder",
-    }.get,
+    split=encoder_blocks(
+        "vit",
+        container="ViTEncoder",
+        encoder="vit_encoder",
+        block=r"transformer_block_\d+",
+        first=("dropout",),
+    ),
 )
