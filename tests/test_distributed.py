@@ -204,6 +204,65 @@ def test_shard_dataset_same_shuffle_in_every_process(monkeypatch):
     assert not np.array_equal(epochs[0][0], epochs[0][1])
 
 
+def _epochs(batches, epochs=2):
+    """Each epoch's batches, as `fit` reads them."""
+    out = []
+    for _ in range(epochs):
+        out.append([batches[b] for b in range(len(batches))])
+        batches.on_epoch_end()
+    return out
+
+
+@pytest.mark.parametrize(
+    "rows, drop_remainder, sizes",
+    # Rows per process and batch: 11 rows leave a global batch of 3, cut
+    # to 2 (1 row sits out an epoch), or dropped.
+    [(16, False, [4, 4]), (11, False, [4, 1]), (11, True, [4])],
+)
+def test_shard_arrays_with_a_seed_reshuffles_alike(
+    monkeypatch, rows, drop_remainder, sizes
+):
+    x = np.arange(rows)
+    runs = []
+    for i in range(2):
+        _as_process(monkeypatch, i, 2)
+        batches = kerasft.distributed.shard(
+            (x, x * 10), batch_size=8, seed=3, drop_remainder=drop_remainder
+        )
+        assert isinstance(batches, keras.utils.PyDataset)
+        runs.append(_epochs(batches))
+    orders = []
+    for epoch in range(2):
+        parts = [runs[i][epoch] for i in range(2)]
+        assert [len(b[0]) for b in parts[0]] == sizes
+        for part in parts:
+            for features, labels in part:
+                np.testing.assert_array_equal(labels, features * 10)
+        # Global batch b: process 0's part of it, then process 1's.
+        order = np.concatenate(
+            [
+                np.concatenate([p[b][0] for p in parts])
+                for b in range(len(sizes))
+            ]
+        )
+        assert len(set(order.tolist())) == sum(sizes) * 2
+        orders.append(order)
+    assert not np.array_equal(orders[0], orders[1])
+
+
+def test_shard_arrays_with_a_seed_in_one_process():
+    batches = kerasft.distributed.shard(np.arange(10), batch_size=4, seed=0)
+    (epoch,) = _epochs(batches, epochs=1)
+    assert [len(b) for b in epoch] == [4, 4, 2]
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(10))
+
+
+def test_shard_arrays_with_a_seed_needs_a_shareable_batch(monkeypatch):
+    _as_process(monkeypatch, 0, 2)
+    with pytest.raises(ValueError, match=r"has 1 rows.*batch_size=4"):
+        kerasft.distributed.shard(np.arange(1), batch_size=4, seed=0)
+
+
 # BackupAndRestore.
 
 EPOCHS = 4
