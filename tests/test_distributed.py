@@ -132,6 +132,43 @@ def test_initialize_with_one_process_does_nothing(monkeypatch):
     }
 
 
+# The launcher (`kerasft finetune --distribute jax`): a refusal before
+# training, in one process, stops every process.
+
+
+@pytest.mark.parametrize("process_id", [0, 1])
+def test_a_refusal_in_one_process_stops_every_process(monkeypatch, process_id):
+    from kerasft._src.run import distribute
+
+    # Process 0 refuses; every process learns it from the collective.
+    monkeypatch.setattr(
+        distribute, "all_gather_ints", lambda values, width: [[1], [0]]
+    )
+    job = distribute.Job(process_id=process_id, num_processes=2)
+    with pytest.raises(ValueError) as info:
+        with job.together():
+            if process_id == 0:
+                raise ValueError("the run folder holds a run")
+    if process_id == 0:
+        assert str(info.value) == "the run folder holds a run"
+    else:
+        assert isinstance(info.value, kerasft.finetune.FinetuneError)
+        assert str(info.value) == (
+            "process 0 of the job refused the run (its log says why); "
+            "every process stops"
+        )
+
+
+def test_no_refusal_lets_every_process_go_on(monkeypatch):
+    from kerasft._src.run import distribute
+
+    monkeypatch.setattr(
+        distribute, "all_gather_ints", lambda values, width: [[0], [0]]
+    )
+    with distribute.Job(process_id=1, num_processes=2).together():
+        pass
+
+
 # Sharding.
 
 

@@ -61,17 +61,15 @@ def _command(data, port, process_id):
     ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    root = tmp_path_factory.mktemp("launcher")
-    data = _image_folder(os.fspath(root / "pets"))
+def _launch(root, data):
+    """Runs the command in `root/host0` and `root/host1` at once."""
     port = free_port()
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)  # one CPU device per process
     procs = []
     for i in range(2):
         host = root / f"host{i}"
-        host.mkdir()
+        host.mkdir(exist_ok=True)
         procs.append(
             subprocess.Popen(
                 _command(data, port, i),
@@ -91,7 +89,19 @@ def job(tmp_path_factory):
                 p.kill()
             out, err = proc.communicate()
         runs.append({"code": proc.returncode, "out": out, "err": err})
-    return root, runs
+    return runs
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pets")
+    return _image_folder(os.fspath(root / "pets"))
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory, data):
+    root = tmp_path_factory.mktemp("launcher")
+    return root, _launch(root, data)
 
 
 def test_both_processes_exit_0(job):

@@ -465,7 +465,8 @@ class FinetuneConfig:
             if getattr(self, name) == AUTO:
                 raise FinetuneError(
                     f"`{name}=auto` does not run with `distribute=jax`: "
-                    "kerasft.lr_find runs in one process; pass a rate. "
+                    "kerasft.lr_find does not split its data across processes; "
+                    "pass a rate. "
                     f"Received: {name}='auto', distribute='jax'"
                 )
 
