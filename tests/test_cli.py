@@ -200,6 +200,31 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
             "--label-smoothing must be .* < 1. Received: --label-smoothing 1.0",
         ),
         ("ok", ["--lr", "-1"], "--learning-rate must be .*> 0"),
+        (
+            "ok",
+            ["--num-processes", "2"],
+            "--num-processes sets up a distributed run; add --distribute jax",
+        ),
+        (
+            "ok",
+            ["--distribute", "jax", "--process-id", "-1"],
+            "--process-id must be an int >= 0 or None. Received: "
+            "--process-id -1",
+        ),
+        (
+            "ok",
+            ["--distribute", "jax", "--coordinator", "node0"],
+            "--coordinator must be HOST:PORT",
+        ),
+        (
+            "ok",
+            ["--distribute", "jax"]
+            + (["--mixup"] if keras.backend.backend() == "jax" else []),
+            "--mixup does not run with --distribute jax"
+            if keras.backend.backend() == "jax"
+            else "--distribute jax runs a JAX multi-controller job and needs "
+            "the JAX backend",
+        ),
     ],
 )
 def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):
@@ -230,6 +255,8 @@ def test_finetune_bad_input(tmp_path, capsys, layout, extra, match):
         (["finetune", "--mixed-precision", "fp16"], "invalid choice: 'fp16'"),
         (["finetune", "--class-weight", "balanced"], "invalid choice"),
         (["finetune", "--label-smoothing", "x"], "invalid float value"),
+        (["finetune", "--distribute", "mpi"], "invalid choice: 'mpi'"),
+        (["finetune", "--num-processes", "two"], "invalid int value: 'two'"),
         (["finetune", "--no-such-flag"], "unrecognized arguments"),
         (["finetune", "--backbone"], "expected one argument"),
         (["finetune", "--backbone", "alexnet"], "invalid choice: 'alexnet'"),

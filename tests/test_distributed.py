@@ -132,6 +132,43 @@ def test_initialize_with_one_process_does_nothing(monkeypatch):
     }
 
 
+# The launcher (`kerasft finetune --distribute jax`): a refusal before
+# training, in one process, stops every process.
+
+
+@pytest.mark.parametrize("process_id", [0, 1])
+def test_a_refusal_in_one_process_stops_every_process(monkeypatch, process_id):
+    from kerasft._src.run import distribute
+
+    # Process 0 refuses; every process learns it from the collective.
+    monkeypatch.setattr(
+        distribute, "all_gather_ints", lambda values, width: [[1], [0]]
+    )
+    job = distribute.Job(process_id=process_id, num_processes=2)
+    with pytest.raises(ValueError) as info:
+        with job.together():
+            if process_id == 0:
+                raise ValueError("the run folder holds a run")
+    if process_id == 0:
+        assert str(info.value) == "the run folder holds a run"
+    else:
+        assert isinstance(info.value, kerasft.finetune.FinetuneError)
+        assert str(info.value) == (
+            "process 0 of the job refused the run (its log says why); "
+            "every process stops"
+        )
+
+
+def test_no_refusal_lets_every_process_go_on(monkeypatch):
+    from kerasft._src.run import distribute
+
+    monkeypatch.setattr(
+        distribute, "all_gather_ints", lambda values, width: [[0], [0]]
+    )
+    with distribute.Job(process_id=1, num_processes=2).together():
+        pass
+
+
 # Sharding.
 
 
@@ -202,6 +239,65 @@ def test_shard_dataset_same_shuffle_in_every_process(monkeypatch):
         # Each epoch, the two processes' parts form one permutation.
         assert sorted(joined.tolist()) == list(range(16))
     assert not np.array_equal(epochs[0][0], epochs[0][1])
+
+
+def _epochs(batches, epochs=2):
+    """Each epoch's batches, as `fit` reads them."""
+    out = []
+    for _ in range(epochs):
+        out.append([batches[b] for b in range(len(batches))])
+        batches.on_epoch_end()
+    return out
+
+
+@pytest.mark.parametrize(
+    "rows, drop_remainder, sizes",
+    # Rows per process and batch: 11 rows leave a global batch of 3, cut
+    # to 2 (1 row sits out an epoch), or dropped.
+    [(16, False, [4, 4]), (11, False, [4, 1]), (11, True, [4])],
+)
+def test_shard_arrays_with_a_seed_reshuffles_alike(
+    monkeypatch, rows, drop_remainder, sizes
+):
+    x = np.arange(rows)
+    runs = []
+    for i in range(2):
+        _as_process(monkeypatch, i, 2)
+        batches = kerasft.distributed.shard(
+            (x, x * 10), batch_size=8, seed=3, drop_remainder=drop_remainder
+        )
+        assert isinstance(batches, keras.utils.PyDataset)
+        runs.append(_epochs(batches))
+    orders = []
+    for epoch in range(2):
+        parts = [runs[i][epoch] for i in range(2)]
+        assert [len(b[0]) for b in parts[0]] == sizes
+        for part in parts:
+            for features, labels in part:
+                np.testing.assert_array_equal(labels, features * 10)
+        # Global batch b: process 0's part of it, then process 1's.
+        order = np.concatenate(
+            [
+                np.concatenate([p[b][0] for p in parts])
+                for b in range(len(sizes))
+            ]
+        )
+        assert len(set(order.tolist())) == sum(sizes) * 2
+        orders.append(order)
+    assert not np.array_equal(orders[0], orders[1])
+
+
+def test_shard_arrays_with_a_seed_in_one_process():
+    batches = kerasft.distributed.shard(np.arange(10), batch_size=4, seed=0)
+    (epoch,) = _epochs(batches, epochs=1)
+    assert [len(b) for b in epoch] == [4, 4, 2]
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(10))
+
+
+def test_shard_arrays_with_a_seed_needs_a_shareable_batch(monkeypatch):
+    _as_process(monkeypatch, 0, 2)
+    with pytest.raises(ValueError, match=r"has 1 rows.*batch_size=4"):
+        kerasft.distributed.shard(np.arange(1), batch_size=4, seed=0)
 
 
 # BackupAndRestore.

@@ -261,6 +261,21 @@ def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
             "`ema` and `patience` cannot be combined.*ema=0.9, patience=2",
         ),
         ({"mix_off_epochs": -1}, "`mix_off_epochs` must be an int >= 0"),
+        (
+            {"distribute": "mpi"},
+            "`distribute` must be one of \\['none', 'jax'\\]",
+        ),
+        (
+            {"num_processes": 2},
+            "`num_processes` sets up a distributed run; add "
+            "`distribute=jax`. Received: num_processes=2",
+        ),
+        ({"distribute": "jax", "num_processes": 0}, "`num_processes` must be"),
+        ({"distribute": "jax", "process_id": -1}, "`process_id` must be"),
+        (
+            {"distribute": "jax", "coordinator": "node0"},
+            "`coordinator` must be HOST:PORT.*Received: coordinator='node0'",
+        ),
     ],
 )
 def test_bad_options(tmp_path, kwargs, match):
@@ -283,12 +298,38 @@ def test_bad_options(tmp_path, kwargs, match):
         ({"export": "yes"}, "`export` must be True or False"),
         ({"name": 5}, "`name` must be a str or None"),
         ({"max_per_class": 2.0}, "Received: max_per_class=2.0"),
+        ({"num_processes": 2.0}, "Received: num_processes=2.0"),
+        ({"coordinator": 1234}, "`coordinator` must be a str or None"),
     ],
 )
 def test_options_of_the_wrong_type(tmp_path, kwargs, match):
     data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
     with pytest.raises(TypeError, match=match):
         _run(data, os.fspath(tmp_path / "run"), **kwargs)
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "kwargs, on_jax",
+    [
+        ({}, None),
+        ({"mixup": True}, "`mixup` does not run with `distribute=jax`"),
+        (
+            {"learning_rate": "auto"},
+            "`learning_rate=auto` does not run with `distribute=jax`",
+        ),
+    ],
+)
+def test_distribute_jax_refusals(tmp_path, kwargs, on_jax):
+    """Off JAX, any `distribute=jax` run; on JAX, what it cannot run."""
+    if keras.backend.backend() == "jax" and on_jax is None:
+        pytest.skip("distribute=jax runs on JAX: tests/distribution")
+    match = on_jax
+    if keras.backend.backend() != "jax":
+        match = "`distribute=jax` .* needs the JAX backend.*Received: backend="
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    with pytest.raises(finetune.FinetuneError, match=match):
+        _run(data, os.fspath(tmp_path / "run"), distribute="jax", **kwargs)
     assert not os.path.exists(tmp_path / "run")
 
 

@@ -59,6 +59,9 @@ FINETUNE_EPILOG = """examples:
   kerasft finetune flowers/ --lr auto --patience 2 --class-weight auto
   kerasft finetune --mixed-precision mixed_bfloat16 --label-smoothing 0.1
   kerasft finetune --out runs/demo > log.txt    one line per epoch
+  kerasft finetune flowers/ --backend jax --distribute jax
+      in every process of a multi-host job (SLURM, Kubernetes, or
+      --num-processes, --process-id, --coordinator); process 0 writes
 """
 _FLAG_ONLY = {"out": "Default: runs/finetune-YYYYmmdd-HHMMSS."}
 
@@ -111,6 +114,8 @@ _FLAG_TYPES = {
     "image_size": int,
     "max_per_class": int,
     "patience": int,
+    "num_processes": int,
+    "process_id": int,
     "ema": float,
     "strategy": _strategy_type,
     "learning_rate": _rate_type,

@@ -51,6 +51,15 @@ _FLAGS = (
 )
 # `learning_rate="auto"`: the rate `kerasft.lr_find` suggests (valley).
 AUTO = "auto"
+# `--distribute`: one process, or a JAX multi-controller job.
+DISTRIBUTE = ("none", "jax")
+_CLUSTER_FIELDS = ("num_processes", "process_id", "coordinator")
+_COORDINATOR = re.compile(r"[^\s:]+:\d+|\[[0-9A-Fa-f:.]+\]:\d+")
+# Switches that a distributed run does not support, and why.
+_NOT_DISTRIBUTED = {
+    "mixup": "its batches come from a tf.data pipeline that is not sharded",
+    "cutmix": "its batches come from a tf.data pipeline that is not sharded",
+}
 
 
 class FinetuneError(ValueError):
@@ -159,6 +168,21 @@ class FinetuneConfig:
         overwrite: bool. Whether to replace a run already in `out`.
             Defaults to `False`.
         run_eagerly: bool. Passed to `model.compile`. Defaults to `False`.
+        distribute: str. `"jax"` runs the job as one process of a JAX
+            multi-controller job (`kerasft.distributed.initialize`, then
+            `keras.distribution.DataParallel` over every process's
+            devices); each process trains on its part of every global
+            batch of `batch_size`, reshuffled each epoch from `seed`
+            alike in every process, and only process 0 writes `out`.
+            Needs the JAX backend. Defaults to `"none"` (one process).
+        num_processes: int >= 1 or None. With `distribute="jax"`, the
+            number of processes. Defaults to `None` (from the
+            environment: JAX's, SLURM's or an indexed Kubernetes Job's
+            variables; 1 if none is set).
+        process_id: int >= 0 or None. With `distribute="jax"`, this
+            process's index. Defaults to `None` (from the environment).
+        coordinator: str or None. With `distribute="jax"`, `host:port` of
+            process 0. Defaults to `None` (from the environment).
     """
 
     out: str | os.PathLike = _option(
@@ -279,6 +303,34 @@ class FinetuneConfig:
         "a few steps, much slower for real runs.",
     )
 
+    distribute: str = _option(
+        "none",
+        "jax: run as one process of a JAX multi-controller job (data "
+        "parallel over every process's devices; process 0 writes OUT).",
+        choices=DISTRIBUTE,
+    )
+    num_processes: int | None = _option(
+        None,
+        "With --distribute jax: the number of processes.",
+        default_help="from the environment (JAX_NUM_PROCESSES, "
+        "SLURM_NTASKS), else 1",
+        metavar="N",
+    )
+    process_id: int | None = _option(
+        None,
+        "With --distribute jax: this process's index, from 0.",
+        default_help="from the environment (JAX_PROCESS_ID, SLURM_PROCID, "
+        "JOB_COMPLETION_INDEX)",
+        metavar="I",
+    )
+    coordinator: str | None = _option(
+        None,
+        "With --distribute jax: HOST:PORT of process 0.",
+        default_help="from the environment (JAX_COORDINATOR_ADDRESS, the "
+        "first host of SLURM_JOB_NODELIST on port 12321)",
+        metavar="HOST:PORT",
+    )
+
     def as_args(self) -> dict:
         """The options as a JSON-ready dict (paths as strings)."""
         args = dataclasses.asdict(self)
@@ -360,6 +412,7 @@ class FinetuneConfig:
                 "each phase with the average. Received: "
                 f"ema={self.ema!r}, patience={self.patience!r}"
             )
+        self._check_distribute()
         return dataclasses.replace(
             self,
             data=check_path("data", self.data, allow_none=True),
@@ -367,6 +420,55 @@ class FinetuneConfig:
             image_size=image_size,
             name=_check_name(self.name, self.data),
         )
+
+    def _check_distribute(self):
+        import keras
+
+        check_choice("distribute", self.distribute, DISTRIBUTE)
+        check_int(
+            "num_processes", self.num_processes, minimum=1, allow_none=True
+        )
+        check_int("process_id", self.process_id, minimum=0, allow_none=True)
+        check_type(
+            "coordinator", self.coordinator, str, "a str", allow_none=True
+        )
+        if self.coordinator is not None and not _COORDINATOR.fullmatch(
+            self.coordinator
+        ):
+            raise FinetuneError(
+                "`coordinator` must be HOST:PORT, e.g. 10.0.0.1:12321. "
+                f"Received: coordinator={self.coordinator!r}"
+            )
+        if self.distribute == "none":
+            given = [f for f in _CLUSTER_FIELDS if getattr(self, f) is not None]
+            if given:
+                raise FinetuneError(
+                    f"`{given[0]}` sets up a distributed run; add "
+                    f"`distribute=jax`. Received: {given[0]}="
+                    f"{getattr(self, given[0])!r}, distribute='none'"
+                )
+            return
+        backend = keras.backend.backend()
+        if backend != "jax":
+            raise FinetuneError(
+                "`distribute=jax` runs a JAX multi-controller job and needs "
+                "the JAX backend (KERAS_BACKEND=jax, or the command's "
+                f"--backend jax). Received: backend={backend!r}"
+            )
+        for name, why in _NOT_DISTRIBUTED.items():
+            if getattr(self, name):
+                raise FinetuneError(
+                    f"`{name}` does not run with `distribute=jax`: {why}. "
+                    f"Received: {name}=True, distribute='jax'"
+                )
+        for name in ("learning_rate", "head_learning_rate"):
+            if getattr(self, name) == AUTO:
+                raise FinetuneError(
+                    f"`{name}=auto` does not run with `distribute=jax`: "
+                    "kerasft.lr_find does not split its data across processes; "
+                    "pass a rate. "
+                    f"Received: {name}='auto', distribute='jax'"
+                )
 
 
 def _check_rate(name, value):

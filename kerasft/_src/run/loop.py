@@ -22,6 +22,7 @@ from kerasft._src.logs import get_logger
 from kerasft._src.lr_find import lr_find
 from kerasft._src.optimizers.discriminative import DiscriminativeOptimizer
 from kerasft._src.run import data as run_data
+from kerasft._src.run import distribute as run_distribute
 from kerasft._src.run import model as run_model
 from kerasft._src.run import report
 from kerasft._src.run import switches
@@ -111,8 +112,11 @@ def finetune(
             `validation_split`, `max_per_class`, `seed`, `patience`,
             `mixed_precision`, `label_smoothing`, `class_weight`,
             `tensorboard`, `mixup`, `cutmix`, `mix_off_epochs`, `ema`,
-            `name`, `export`, `overwrite`, `run_eagerly`),
-            with their defaults.
+            `name`, `export`, `overwrite`, `run_eagerly`, `distribute`,
+            `num_processes`, `process_id`, `coordinator`), with their
+            defaults. With `distribute="jax"`, call it in every process
+            of the job, before any JAX computation; only process 0
+            writes `out`.
 
     Returns:
         The summary dict, as written to `summary.json`.
@@ -133,24 +137,27 @@ def finetune(
     given = FinetuneConfig(data=data, out=out, **options)
     config = given.validated()
     args = given.as_args() if args is None else dict(args)
-    report.check_out(config.out, config.overwrite)
-    run_model.check_dependencies(config.export, config.tensorboard)
-    weights = run_model.resolve_weights(config.weights)
-    config = dataclasses.replace(config, weights=weights)
-    dataset = run_data.load(config)
+    # With `distribute="jax"`: joins the job; only process 0 writes.
+    job = run_distribute.join(config)
+    config = job.local_config(config)
+    with job.together():
+        if job.writer:
+            report.check_out(config.out, config.overwrite)
+        run_model.check_dependencies(config.export, config.tensorboard)
+        weights = run_model.resolve_weights(config.weights)
+        config = dataclasses.replace(config, weights=weights)
+        dataset = run_data.load(config)
     log(dataset.describe())
     with switches.dtype_policy(config.mixed_precision):
-        model = run_model.build(config, len(dataset.class_names), log)
-        # After the model: `build` seeds Keras, and so the shuffling of
-        # the mixed batches.
-        inputs = switches.fit_inputs(config, dataset)
-        for line in switches.describe(config, inputs, dataset.class_names):
-            log(line)
-        report.prepare_out(config.out)
-        phases = _run_phases(model, config, inputs, verbose, log)
+        with job.scope():
+            model, inputs, phases = _train(config, dataset, job, verbose, log)
+        # Outside the distribution: saving creates a variable, which
+        # under it would wait for the processes that do not save.
         summary = report.write(
-            config, dataset, inputs, model, phases, args, start
+            config, dataset, inputs, model, phases, args, start, job.writer
         )
+    if job.distribution is not None:
+        log(f"Weights checksum: {run_distribute.fingerprint(model)}")
     if config.export:
         report.export(config, summary, start, log)
     before, after = summary["accuracy_before"], summary["accuracy_after"]
@@ -159,8 +166,27 @@ def finetune(
         f"{after:.4f} after ({config.strategy}); "
         f"{summary['wall_time_seconds']:.0f} s on {keras.backend.backend()}"
     )
-    log(f"Run folder: {config.out} ({_listing(config.out)})")
+    if job.writer:
+        log(f"Run folder: {config.out} ({_listing(config.out)})")
+    else:
+        log(f"Run folder: written by process 0 ({config.out} on its host)")
     return summary
+
+
+def _train(config, dataset, job, verbose, log):
+    """Builds the model and runs the phases; returns what the report needs."""
+    model = run_model.build(config, len(dataset.class_names), log)
+    # After the model: `build` seeds Keras, and so the shuffling of the
+    # mixed batches.
+    inputs = switches.fit_inputs(config, dataset)
+    if job.distribution is not None:
+        log(job.describe(config))
+        inputs = run_distribute.shard_inputs(config, inputs, log)
+    for line in switches.describe(config, inputs, dataset.class_names):
+        log(line)
+    if job.writer:
+        report.prepare_out(config.out)
+    return model, inputs, _run_phases(model, config, inputs, verbose, log)
 
 
 def _listing(out):

@@ -93,10 +93,20 @@ def write_json(path: str, summary: dict, start: float) -> None:
     os.replace(tmp, path)
 
 
-def write(config, dataset, inputs, model, phases, args, start) -> dict:
-    """Writes model, history, plot and summary into `config.out`."""
+def write(
+    config, dataset, inputs, model, phases, args, start, files=True
+) -> dict:
+    """Writes model, history, plot and summary into `config.out`.
+
+    With `files=False` (a process other than 0 of a distributed run),
+    writes nothing and returns the summary.
+    """
     from kerasft._src import plotting
 
+    if not files:
+        summary = _summary(config, dataset, inputs, model, phases, args)
+        summary["wall_time_seconds"] = round(time.perf_counter() - start, 2)
+        return summary
     paths = {f: os.path.join(config.out, f) for f in RUN_FILES}
     model.save(paths["model.keras"])
     history, phase_of_epoch = merge({p["key"]: p["history"] for p in phases})
