@@ -47,6 +47,13 @@ def run(path, backend):
 
 def main(backend, workdir, paths):
     os.environ["KERAS_BACKEND"] = backend
+    if backend == "tensorflow":
+        # As the test session does (conftest.skip_graph_optimizer).
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options(
+            {"disable_meta_optimizer": True}
+        )
     for path in [os.path.abspath(p) for p in paths]:
         folder = os.path.join(workdir, os.path.basename(path)[: -len(".py")])
         os.makedirs(folder)
