@@ -21,7 +21,6 @@ import keras
 import numpy as np
 import pytest
 
-import kerasft
 from kerasft import cli
 from kerasft._src.backbones import hub
 from kerasft._src.run import text_data
@@ -396,28 +395,60 @@ def test_text_run_export_serves_raw_strings(text_run):
     np.testing.assert_allclose(probabilities.numpy(), expected, atol=1e-5)
 
 
+def _text_config(tmp_path, **options):
+    import dataclasses
+
+    from kerasft._src.run import model as run_model
+
+    data = _write_csv(tmp_path / "reviews.csv", _rows())
+    config = FinetuneConfig(out="o", data=data, **options).validated()
+    weights = run_model.resolve_weights(config.weights, config.modality)
+    return dataclasses.replace(config, weights=weights)
+
+
 @pytest.mark.pretrained
 @pytest.mark.skipif(
     not hub.is_minilm_provisioned(),
     reason="all-MiniLM-L6-v2 is not provisioned: run "
     "`python -m kerasft.assets --only all_minilm_l6_v2`",
 )
-def test_minilm_is_the_default_text_backbone(tmp_path):
-    import dataclasses
-
+def test_minilm_is_the_default_text_backbone(
+    tmp_path, monkeypatch, tiny_preset
+):
     from kerasft._src.run import model as run_model
 
-    data = _write_csv(tmp_path / "reviews.csv", _rows())
-    config = FinetuneConfig(out="o", data=data).validated()
-    weights = run_model.resolve_weights(config.weights, config.modality)
-    config = dataclasses.replace(config, weights=weights)
+    calls = []
+
+    def load(preset, num_classes, **kwargs):
+        # The real checkpoint is loaded by tests/backbones; a tiny model
+        # keeps this test fast.
+        calls.append((preset, kwargs))
+        return real_load(tiny_preset, num_classes, **kwargs)
+
+    real_load = hub.load_hub_text_classifier
+    monkeypatch.setattr(hub, "load_hub_text_classifier", load)
     lines = []
-    model = run_model.build(config, 2, lines.append)
-    assert "all-MiniLM-L6-v2 (weights: pretrained)" in lines[0]
-    assert "128 tokens per text" in lines[0]
-    assert [s.name for s in kerasft.stages(model)][1:7] == [
-        f"transformer_layer_{i}" for i in range(6)
-    ]
-    assert isinstance(model.backbone, hub._exact_gelu_bert_class())
-    probabilities = model.predict(np.array(["a warm film"]), verbose=0)
-    assert probabilities.shape == (1, 2)
+    model = run_model.build(_text_config(tmp_path), 2, lines.append)
+    ((preset, kwargs),) = calls
+    assert preset == hub.minilm_dir()
+    # A Hugging Face checkpoint: exact GELU, as it was trained.
+    assert kwargs["exact_gelu"] and kwargs["load_weights"]
+    assert "Model: all-MiniLM-L6-v2 (weights: pretrained)" in lines[0]
+    # The tiny backbone takes 8 tokens at most: the default 128 is cut.
+    assert model.preprocessor.sequence_length == 8
+
+
+def test_missing_minilm_names_the_provisioning_command(tmp_path, monkeypatch):
+    from kerasft._src.run import model as run_model
+
+    monkeypatch.setattr(hub, "is_minilm_provisioned", lambda: False)
+    with pytest.raises(FinetuneError, match="--only all_minilm_l6_v2` once"):
+        run_model.build(_text_config(tmp_path), 2, print)
+
+
+def test_sequence_length_beyond_the_backbone_is_refused(tmp_path, tiny_preset):
+    from kerasft._src.run import model as run_model
+
+    config = _text_config(tmp_path, backbone=tiny_preset, sequence_length=9)
+    with pytest.raises(FinetuneError, match="must be at most 8, the backb"):
+        run_model.build(config, 2, print)
