@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import pytest
 
+import kerasft.finetune
 from kerasft import cli
 from kerasft._src.backbones import hub
 from kerasft._src.run import text_data
@@ -218,6 +219,26 @@ def test_options_of_the_other_modality_are_refused(
     code, stdout, err = _finetune(capsys, *paths[data], "--out", out, *extra)
     _assert_one_line_error(code, err, match)
     assert stdout == "" and not os.path.exists(out)
+
+
+def test_missing_text_packages_fail_before_training(tmp_path, monkeypatch):
+    from kerasft._src.run import model as run_model
+
+    real = run_model.importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name in ("keras_hub", "tensorflow_text") else real(name)
+
+    monkeypatch.setattr(run_model.importlib.util, "find_spec", find_spec)
+    data = _write_csv(tmp_path / "reviews.csv", _rows())
+    out = os.fspath(tmp_path / "run")
+    with pytest.raises(
+        FinetuneError,
+        match=r"missing package\(s\) keras-hub, tensorflow-text: pip install "
+        r"keras-hub tensorflow-text$",
+    ):
+        kerasft.finetune.finetune(data, out=out, log=print)
+    assert not os.path.exists(out)
 
 
 def test_modality_detection_and_defaults(tmp_path):

@@ -33,19 +33,21 @@ def check_dependencies(
     export: bool, tensorboard: bool = False, text: bool = False
 ) -> None:
     """Fails before training when a package needed afterwards is missing."""
-    needed = [("PIL", "pillow"), ("matplotlib", "matplotlib")]
+    needed = [("matplotlib", "matplotlib")]
     if text:
         # keras-hub's tokenizers run TensorFlow (tf.data, tensorflow-text)
         # on every backend.
-        needed = needed[1:] + [
+        needed += [
             ("keras_hub", "keras-hub"),
             ("tensorflow", "tensorflow"),
             ("tensorflow_text", "tensorflow-text"),
         ]
+    else:
+        needed.insert(0, ("PIL", "pillow"))
     # The TF Serving export and TensorBoard's log writer need TensorFlow.
     without = [
-        text
-        for text, on in (
+        option
+        for option, on in (
             ("`export=False`", export),
             ("without `tensorboard`", tensorboard),
         )
@@ -58,7 +60,7 @@ def check_dependencies(
     ]
     if missing:
         hint = ""
-        if "tensorflow" in missing:
+        if "tensorflow" in missing and not text:
             hint = f" (or {' and '.join(without)})"
         raise FinetuneError(
             f"missing package(s) {', '.join(missing)}: pip install "
