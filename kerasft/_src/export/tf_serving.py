@@ -80,7 +80,13 @@ def tf_serving(
     names of its `keras.Input`s (for kerasft backbones: 0-255 pixels, since
     preprocessing is a layer inside the model) and returns the model's
     outputs (probabilities or logits, whatever the model returns) under the
-    names of its output layers, or under the keys of its output dict.
+    names of its output layers, or under the keys of its output dict. A
+    keras-hub text classifier that carries its preprocessor
+    (`keras_hub.models.TextClassifier` with `preprocessor` set) gets a
+    signature that takes raw strings instead: one input `text`, a 1-D
+    `tf.string` tensor, tokenized inside the SavedModel. keras-hub's
+    tokenizers use tensorflow-text ops: load the export in Python after
+    `import tensorflow_text`; the stock TF Serving image lacks them.
 
     Next to the SavedModel, the function writes
     `assets.extra/sample_request.json` (a REST body in the
@@ -135,8 +141,10 @@ def tf_serving(
         sample_inputs: array, dict of arrays (keyed by signature input name)
             or `None`. Inputs used for verification and for the REST sample.
             Defaults to `None`: a batch of 2 drawn with a fixed seed
-            (floats in [0, 255], integers in {0, 1}). Required when an input
-            has an undefined dimension other than the batch dimension.
+            (floats in [0, 255], integers in {0, 1}; two sentences for a
+            model that takes raw text, whose samples are a list of str).
+            Required when an input has an undefined dimension other than
+            the batch dimension.
         verify: bool. Whether to reload and check the export in a separate
             process. Defaults to `True`.
         atol: float. Absolute tolerance of the verification. Defaults to

@@ -258,10 +258,10 @@ def _read_jsonl(path, text_column, label_column):
         _check_columns(path, list(row), (text_column, label_column), number)
         cells = [row[text_column], row[label_column]]
         for key, value in zip((text_column, label_column), cells):
-            if isinstance(value, (dict, list, bool)) or value is None:
+            if isinstance(value, (dict, list)) or value is None:
                 raise FinetuneError(
                     f"data file {path!r}, line {number}: {key!r} must be a "
-                    f"string or a number. Received: {value!r}"
+                    f"string, a number or a bool. Received: {value!r}"
                 )
         cells = [str(cell).strip() for cell in cells]
         _keep(path, number, *cells, texts, labels, skipped)
