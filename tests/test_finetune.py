@@ -333,6 +333,19 @@ def test_distribute_jax_refusals(tmp_path, kwargs, on_jax):
     assert not os.path.exists(tmp_path / "run")
 
 
+def test_distribute_jax_refuses_text(tmp_path):
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\ngood,pos\nbad,neg\n")
+    config = finetune.FinetuneConfig(
+        data=os.fspath(data), out=os.fspath(tmp_path / "run"), distribute="jax"
+    )
+    match = "`distribute=jax` runs image data only.*Received: modality='text'"
+    if keras.backend.backend() != "jax":
+        match = "`distribute=jax` .* needs the JAX backend"
+    with pytest.raises(finetune.FinetuneError, match=match):
+        config.validated()
+
+
 def test_folder_default_image_size_is_the_provisioned_one():
     config = finetune.FinetuneConfig(out="run", data="folder").validated()
     assert config.image_size == 224

@@ -32,6 +32,8 @@ EPILOG = """examples:
       fine-tune on an image folder (one subfolder per class)
   kerasft finetune flowers/ --backbone resnet50 --weights none --backend jax
       another backbone, random weights, the JAX backend
+  kerasft finetune reviews.csv --out runs/reviews
+      fine-tune the offline MiniLM on text (columns text and label)
   kerasft summary model.keras
       the stage table: layers, parameters, what trains, BN mode
   kerasft export model.keras --base-dir serving --name flowers
@@ -42,7 +44,9 @@ EPILOG = """examples:
 
 FINETUNE_DESCRIPTION = """\
 Fine-tune a pretrained backbone on an image folder (one subfolder per class)
-or, without DATA, on the Fashion-MNIST subset bundled with kerasft. Phase 1
+or, without DATA, on the Fashion-MNIST subset bundled with kerasft; or a
+keras-hub text backbone on text: a CSV or JSONL file with text and label
+columns, or a folder with one subfolder of .txt files per class. Phase 1
 trains the head alone (a linear probe: the accuracy before fine-tuning);
 phase 2 fine-tunes with --strategy:
 {strategies}
@@ -57,6 +61,7 @@ FINETUNE_EPILOG = """examples:
   kerasft finetune flowers/ --backbone efficientnetb0 --weights none
   kerasft finetune --strategy lp-ft --backend jax --out runs/lpft
   kerasft finetune flowers/ --lr auto --patience 2 --class-weight auto
+  kerasft finetune reviews.jsonl --text-column body --label-column stars
   kerasft finetune --mixed-precision mixed_bfloat16 --label-smoothing 0.1
   kerasft finetune --out runs/demo > log.txt    one line per epoch
   kerasft finetune flowers/ --backend jax --distribute jax
@@ -109,8 +114,24 @@ def _rate_type(value: str) -> float | str:
         ) from None
 
 
+def _backbone_type(value: str) -> str:
+    """A backbone name, or a path (a keras-hub preset folder, for text)."""
+    from kerasft._src.run.config import BACKBONES
+    from kerasft._src.run.config import TEXT_BACKBONES
+
+    names = [*BACKBONES, *TEXT_BACKBONES]
+    if value in names or os.sep in value or os.path.exists(value):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {value!r} (choose from {', '.join(names)}, or "
+        "the path of a keras-hub preset folder for text)"
+    )
+
+
 # The flags whose type is not the type of the field's default.
 _FLAG_TYPES = {
+    "backbone": _backbone_type,
+    "sequence_length": int,
     "image_size": int,
     "max_per_class": int,
     "patience": int,
@@ -182,7 +203,7 @@ def _add_finetune_subparser(subparsers) -> argparse.ArgumentParser:
     )
     parser = subparsers.add_parser(
         "finetune",
-        help="Fine-tune a pretrained backbone on an image folder.",
+        help="Fine-tune a pretrained backbone on images or text.",
         description=FINETUNE_DESCRIPTION.format(strategies=strategies),
         epilog=FINETUNE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

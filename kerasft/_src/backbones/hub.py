@@ -391,6 +391,18 @@ def _exact_gelu_bert_class():
     return ExactGeluBertBackbone
 
 
+def __getattr__(name):
+    """`ExactGeluBertBackbone` by name, made when first asked for.
+
+    The TF Serving export imports the classes of a saved model by module
+    and name in another process; the class needs keras-hub, which this
+    module imports only when it is used.
+    """
+    if name == _EXACT_GELU_NAME:
+        return _exact_gelu_bert_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def exact_gelu_backbone(backbone: keras.Model) -> keras.Model:
     """Returns a copy of a BERT backbone that keeps exact GELU when saved.
 

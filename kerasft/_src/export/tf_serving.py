@@ -34,6 +34,23 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 # also assumed for a file system that does not say.
 _MAX_NAME_LENGTH = 255
 _SAMPLE_BATCH = 2
+# The signature input of a model that takes raw text (`takes_raw_text`).
+TEXT_INPUT = {"key": "text", "name": "text", "shape": [None], "dtype": "string"}
+_SAMPLE_TEXTS = ("a short sample text", "another sample, a little longer")
+
+
+def takes_raw_text(model: keras.Model) -> bool:
+    """Whether `model` is a keras-hub text classifier with a preprocessor.
+
+    Its TF Serving signature then takes raw strings: the preprocessor
+    (tokenizer and packer) runs inside the SavedModel.
+    """
+    keras_hub = sys.modules.get("keras_hub")
+    return (
+        keras_hub is not None
+        and isinstance(model, keras_hub.models.TextClassifier)
+        and model.preprocessor is not None
+    )
 
 
 def tf_serving(
@@ -63,7 +80,13 @@ def tf_serving(
     names of its `keras.Input`s (for kerasft backbones: 0-255 pixels, since
     preprocessing is a layer inside the model) and returns the model's
     outputs (probabilities or logits, whatever the model returns) under the
-    names of its output layers, or under the keys of its output dict.
+    names of its output layers, or under the keys of its output dict. A
+    keras-hub text classifier that carries its preprocessor
+    (`keras_hub.models.TextClassifier` with `preprocessor` set) gets a
+    signature that takes raw strings instead: one input `text`, a 1-D
+    `tf.string` tensor, tokenized inside the SavedModel. keras-hub's
+    tokenizers use tensorflow-text ops: load the export in Python after
+    `import tensorflow_text`; the stock TF Serving image lacks them.
 
     Next to the SavedModel, the function writes
     `assets.extra/sample_request.json` (a REST body in the
@@ -118,8 +141,10 @@ def tf_serving(
         sample_inputs: array, dict of arrays (keyed by signature input name)
             or `None`. Inputs used for verification and for the REST sample.
             Defaults to `None`: a batch of 2 drawn with a fixed seed
-            (floats in [0, 255], integers in {0, 1}). Required when an input
-            has an undefined dimension other than the batch dimension.
+            (floats in [0, 255], integers in {0, 1}; two sentences for a
+            model that takes raw text, whose samples are a list of str).
+            Required when an input has an undefined dimension other than
+            the batch dimension.
         verify: bool. Whether to reload and check the export in a separate
             process. Defaults to `True`.
         atol: float. Absolute tolerance of the verification. Defaults to
@@ -163,7 +188,10 @@ def tf_serving(
     rtol = check_number("rtol", rtol, minimum=0)
     model, keras_path = _load_model(model)
 
-    inputs, input_structure = _input_entries(model)
+    if takes_raw_text(model):
+        inputs, input_structure = [dict(TEXT_INPUT)], "text"
+    else:
+        inputs, input_structure = _input_entries(model)
     samples = _sample_inputs(inputs, sample_inputs)
     expected, outputs, output_structure = _reference_outputs(
         model, inputs, input_structure, samples
@@ -433,6 +461,9 @@ def _sample_inputs(
         rng = np.random.default_rng(0)
         samples = {}
         for entry in inputs:
+            if entry["dtype"] == "string":
+                samples[entry["name"]] = np.asarray(_SAMPLE_TEXTS)
+                continue
             dims = entry["shape"][1:]
             if any(d is None for d in dims):
                 raise ValueError(
@@ -474,6 +505,9 @@ def _sample_inputs(
     samples = {}
     for entry in inputs:
         array = np.asarray(sample_inputs[entry["name"]])
+        if entry["dtype"] == "string":
+            samples[entry["name"]] = _sample_texts(array)
+            continue
         shape = entry["shape"]
         if array.ndim != len(shape) or any(
             d is not None and d != a for d, a in zip(shape[1:], array.shape[1:])
@@ -487,8 +521,18 @@ def _sample_inputs(
     return samples
 
 
+def _sample_texts(array):
+    """Sample inputs of a raw-text signature: a 1-D array of str."""
+    if array.ndim != 1 or not all(isinstance(t, str) for t in array):
+        raise ValueError(
+            "`sample_inputs` of a model that takes raw text must be a list "
+            f"of str. Received: sample_inputs={array.tolist()!r}"
+        )
+    return array.astype(str)
+
+
 def _model_inputs(inputs, structure, samples):
-    if structure == "single":
+    if structure in ("single", "text"):
         return samples[inputs[0]["name"]]
     if structure == "dict":
         return {entry["key"]: samples[entry["name"]] for entry in inputs}

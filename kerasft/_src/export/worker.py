@@ -61,7 +61,7 @@ def _load_model(spec):
 
 def _structured(spec, tensors):
     """The model's input structure, from one tensor per signature input."""
-    if spec["input_structure"] == "single":
+    if spec["input_structure"] in ("single", "text"):
         return tensors[0]
     if spec["input_structure"] == "dict":
         return {
@@ -99,7 +99,12 @@ def _write(spec):
     ]
 
     def serve(*tensors):
-        result = model(_structured(spec, tensors), training=False)
+        x = _structured(spec, tensors)
+        if spec["input_structure"] == "text":
+            # A keras-hub text classifier: its preprocessor (tokenizer and
+            # packer) turns the raw strings into token ids in the graph.
+            x = model.preprocessor(x)
+        result = model(x, training=False)
         flat = _flat_outputs(spec, result)
         return {
             entry["name"]: tf.identity(tensor, name=entry["name"])
@@ -137,6 +142,11 @@ def _write(spec):
 def _verify(spec):
     import numpy as np
     import tensorflow as tf
+
+    if spec["input_structure"] == "text":
+        # keras-hub's tokenizers use tensorflow-text ops, which TensorFlow
+        # knows once the package is imported.
+        import tensorflow_text  # noqa: F401
 
     loaded = tf.saved_model.load(spec["export_dir"])
     signature = loaded.signatures["serving_default"]

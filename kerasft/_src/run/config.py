@@ -28,6 +28,12 @@ BACKBONES = {
     "mobilenetv2": "MobileNetV2",
     "efficientnetb0": "EfficientNetB0",
 }
+# Text backbones by name; a keras-hub preset folder works too.
+TEXT_BACKBONES = {"minilm": "all-MiniLM-L6-v2"}
+# What DATA holds: `auto` detects it (`kerasft._src.run.text_data`).
+MODALITIES = ("auto", "image", "text")
+# Default token sequence length for text (cut to the backbone's maximum).
+DEFAULT_SEQUENCE_LENGTH = 128
 # keras.applications refuses inputs smaller than 32 pixels for all of them.
 MIN_IMAGE_SIZE = 32
 BUNDLED_NAME = "fashion_mnist"
@@ -95,20 +101,39 @@ class FinetuneConfig:
         out: str or path. The run folder; created if missing.
         data: str, path or None. An image folder with one subfolder per
             class, or `None` for the Fashion-MNIST subset bundled with
-            kerasft. Defaults to `None`.
-        backbone: str. One of `BACKBONES`. Defaults to `"mobilenet"`.
+            kerasft; or text: a CSV or JSONL file with a text and a label
+            column, or a folder with one subfolder of `.txt` files per
+            class. Defaults to `None`.
+        modality: str. What `data` holds: `"image"`, `"text"`, or
+            `"auto"`: text for a `.csv` or `.jsonl` file or a folder whose
+            class subfolders hold only `.txt` files, images otherwise.
+            `validated()` sets the one found. Defaults to `"auto"`.
+        backbone: str, path or None. For images one of `BACKBONES`; for
+            text `"minilm"` (all-MiniLM-L6-v2, provisioned offline by
+            `python -m kerasft.assets`) or a local keras-hub preset (or
+            Hugging Face BERT checkpoint) folder. Defaults to `None`:
+            `"mobilenet"` for images, `"minilm"` for text.
         weights: str or None. `"imagenet"` (Keras's own loading: its cache,
             else its download; `python -m kerasft.assets` provisions
             MobileNet's offline), `None` or `"none"` (random), or a weights
-            file path. Defaults to `"imagenet"`.
+            file path. For text, `"imagenet"` stands for the backbone's own
+            pretrained weights and `"none"` for random ones. Defaults to
+            `"imagenet"`.
         strategy: str. A name in `STRATEGIES`, used in phase 2. Defaults
             to `"gradual"`.
         epochs: int >= 1. Epochs of phase 2. Defaults to `3`.
         head_epochs: int >= 1. Epochs of phase 1 (head only). Defaults
             to `2`.
         batch_size: int >= 1. Defaults to `64`.
-        image_size: int >= 32 or None. Square input size. Defaults to
-            `None`: 64 for the bundled data, 224 for a folder.
+        image_size: int >= 32 or None. Square input size (images only).
+            Defaults to `None`: 64 for the bundled data, 224 for a folder.
+        sequence_length: int >= 2 or None. Tokens per text (text only);
+            longer texts are cut. Defaults to `None`: 128, or the
+            backbone's maximum if lower.
+        text_column: str or None. The column (CSV) or key (JSONL) with
+            the texts (text files only). Defaults to `None`: `"text"`.
+        label_column: str or None. The column (CSV) or key (JSONL) with
+            the labels (text files only). Defaults to `None`: `"label"`.
         learning_rate: float > 0 or `"auto"`. Adam's rate in phase 2.
             `"auto"` runs `kerasft.lr_find` on the phase's compiled model
             (what trains when the phase starts) and uses its `valley`
@@ -148,7 +173,8 @@ class FinetuneConfig:
         mixup: bool. MixUp the training batches (`kerasft.augment.mix`,
             `Beta(0.2, 0.2)` weights): the targets become soft one-hot
             rows and the loss `keras.losses.CategoricalCrossentropy`.
-            Needs TensorFlow (`tf.data`). Defaults to `False`.
+            Images only; needs TensorFlow (`tf.data`). Defaults to
+            `False`.
         cutmix: bool. CutMix the training batches (`Beta(1, 1)` areas), as
             `mixup`; with both, each batch gets one of the two, with equal
             chance. Defaults to `False`.
@@ -161,8 +187,8 @@ class FinetuneConfig:
             evaluation uses the average, and each phase ends with it.
             Cannot be combined with `patience`. Defaults to `None` (off).
         name: str or None. The model name of the TF Serving export.
-            Defaults to `None`: the data folder's name, or
-            `"fashion_mnist"`.
+            Defaults to `None`: the data folder's name (a data file's name
+            without its suffix), or `"fashion_mnist"`.
         export: bool. Whether to write the TF Serving export. Defaults to
             `True`.
         overwrite: bool. Whether to replace a run already in `out`.
@@ -190,17 +216,34 @@ class FinetuneConfig:
     )
     data: str | os.PathLike | None = _option(
         None,
-        "Image folder with one subfolder per class.",
+        "Image folder with one subfolder per class; or text: a CSV or "
+        "JSONL file with text and label columns, or a folder with one "
+        "subfolder of .txt files per class.",
         default_help="the bundled Fashion-MNIST subset (3,000 training / "
         "1,000 held-out)",
         positional="DATA",
     )
-    backbone: str = _option("mobilenet", "Backbone.", choices=BACKBONES)
+    modality: str = _option(
+        "auto",
+        "What DATA holds: auto detects it (a .csv or .jsonl file, or a "
+        "folder of .txt files, is text).",
+        choices=MODALITIES,
+    )
+    backbone: str | None = _option(
+        None,
+        "Backbone: for images "
+        + ", ".join(BACKBONES)
+        + "; for text minilm (all-MiniLM-L6-v2, offline once `python -m "
+        "kerasft.assets` has provisioned it) or a keras-hub preset folder.",
+        default_help="mobilenet for images, minilm for text",
+        metavar="{" + ",".join([*BACKBONES, *TEXT_BACKBONES]) + ",PATH}",
+    )
     weights: str | None = _option(
         "imagenet",
         "imagenet (from Keras's cache, else its download; `python -m "
         "kerasft.assets` provisions MobileNet's offline), none (random), or "
-        "a weights file.",
+        "a weights file. For text, imagenet stands for the backbone's own "
+        "pretrained weights, and none for random ones.",
         metavar="{imagenet,none,PATH}",
     )
     strategy: str = _option("gradual", "Fine-tuning strategy of phase 2.")
@@ -212,6 +255,25 @@ class FinetuneConfig:
         f"Square input size in pixels, at least {MIN_IMAGE_SIZE}.",
         default_help=f"{_DEFAULT_SIZE_BUNDLED} for the bundled data, "
         f"{_DEFAULT_SIZE_FOLDER} for a folder",
+    )
+    sequence_length: int | None = _option(
+        None,
+        "Text: tokens per example (longer texts are cut).",
+        default_help=f"{DEFAULT_SEQUENCE_LENGTH}, or the backbone's "
+        "maximum if lower",
+        metavar="N",
+    )
+    text_column: str | None = _option(
+        None,
+        "Text in a CSV or JSONL file: the column (key) with the texts.",
+        default_help="text",
+        metavar="NAME",
+    )
+    label_column: str | None = _option(
+        None,
+        "Text in a CSV or JSONL file: the column (key) with the labels.",
+        default_help="label",
+        metavar="NAME",
     )
     learning_rate: float | str = _option(
         1e-4,
@@ -356,17 +418,13 @@ class FinetuneConfig:
     def _validated(self) -> FinetuneConfig:
         from kerasft._src.run.strategies import get_strategy
 
-        check_choice("backbone", self.backbone, BACKBONES)
+        check_choice("modality", self.modality, MODALITIES)
+        data = check_path("data", self.data, allow_none=True)
         get_strategy(self.strategy)
-        image_size = self.image_size
-        if image_size is None:
-            image_size = (
-                _DEFAULT_SIZE_BUNDLED
-                if self.data is None
-                else _DEFAULT_SIZE_FOLDER
-            )
-        # MIN_IMAGE_SIZE: keras.applications refuses smaller inputs.
-        image_size = check_int("image_size", image_size, minimum=MIN_IMAGE_SIZE)
+        if self._modality(data) == "text":
+            resolved = self._text_options(data)
+        else:
+            resolved = self._image_options(data)
         for field in ("epochs", "head_epochs", "batch_size"):
             check_int(field, getattr(self, field), minimum=1)
         check_int("seed", self.seed, minimum=0)
@@ -412,16 +470,16 @@ class FinetuneConfig:
                 "each phase with the average. Received: "
                 f"ema={self.ema!r}, patience={self.patience!r}"
             )
-        self._check_distribute()
+        self._check_distribute(resolved["modality"])
         return dataclasses.replace(
             self,
-            data=check_path("data", self.data, allow_none=True),
+            data=data,
             out=check_path("out", self.out),
-            image_size=image_size,
-            name=_check_name(self.name, self.data),
+            name=_check_name(self.name, data),
+            **resolved,
         )
 
-    def _check_distribute(self):
+    def _check_distribute(self, modality):
         import keras
 
         check_choice("distribute", self.distribute, DISTRIBUTE)
@@ -455,6 +513,12 @@ class FinetuneConfig:
                 "the JAX backend (KERAS_BACKEND=jax, or the command's "
                 f"--backend jax). Received: backend={backend!r}"
             )
+        if modality == "text":
+            raise FinetuneError(
+                "`distribute=jax` runs image data only: text batches come "
+                "from a tf.data pipeline that is not sharded. Received: "
+                "modality='text', distribute='jax'"
+            )
         for name, why in _NOT_DISTRIBUTED.items():
             if getattr(self, name):
                 raise FinetuneError(
@@ -469,6 +533,86 @@ class FinetuneConfig:
                     "pass a rate. "
                     f"Received: {name}='auto', distribute='jax'"
                 )
+
+    def _modality(self, data) -> str:
+        if self.modality != "auto":
+            return self.modality
+        from kerasft._src.run.text_data import detect_modality
+
+        return detect_modality(data)
+
+    def _image_options(self, data) -> dict:
+        """The image defaults; text-only options are refused."""
+        _refuse(
+            self,
+            ("sequence_length", "text_column", "label_column"),
+            "text data",
+            "images",
+        )
+        backbone = "mobilenet" if self.backbone is None else self.backbone
+        check_choice("backbone", backbone, BACKBONES)
+        image_size = self.image_size
+        if image_size is None:
+            image_size = (
+                _DEFAULT_SIZE_BUNDLED if data is None else _DEFAULT_SIZE_FOLDER
+            )
+        # MIN_IMAGE_SIZE: keras.applications refuses smaller inputs.
+        image_size = check_int("image_size", image_size, minimum=MIN_IMAGE_SIZE)
+        return {
+            "modality": "image",
+            "backbone": backbone,
+            "image_size": image_size,
+        }
+
+    def _text_options(self, data) -> dict:
+        """The text defaults; image-only options are refused."""
+        if data is None:
+            raise FinetuneError(
+                "`modality='text'` needs DATA: a CSV or JSONL file with text "
+                "and label columns, or a folder with one subfolder of .txt "
+                "files per class. Received: modality='text', data=None"
+            )
+        _refuse(self, ("image_size", "mixup", "cutmix"), "images", "text")
+        backbone = "minilm" if self.backbone is None else self.backbone
+        check_type("backbone", backbone, (str, os.PathLike), "a str")
+        backbone = os.fspath(backbone)
+        if backbone not in TEXT_BACKBONES and not os.path.isdir(backbone):
+            raise FinetuneError(
+                "`backbone` must be "
+                + " or ".join(repr(n) for n in TEXT_BACKBONES)
+                + " or the path of a keras-hub preset folder (or of a "
+                "Hugging Face BERT checkpoint) for text data. "
+                f"Received: backbone={backbone!r}"
+            )
+        check_int(
+            "sequence_length", self.sequence_length, minimum=2, allow_none=True
+        )
+        columns = {
+            "text_column": self.text_column,
+            "label_column": self.label_column,
+        }
+        if os.path.isdir(data):
+            _refuse(self, tuple(columns), "a CSV or JSONL file", "a folder")
+        else:
+            for field, default in zip(columns, ("text", "label")):
+                value = columns[field]
+                columns[field] = default if value is None else value
+                check_type(field, columns[field], str, "a str")
+        return {"modality": "text", "backbone": backbone, **columns}
+
+
+def _refuse(config, fields, applies_to, data_is):
+    """Options that apply only to other data must keep their defaults."""
+    for field in fields:
+        value = getattr(config, field)
+        default = next(
+            f.default for f in dataclasses.fields(config) if f.name == field
+        )
+        if value != default:
+            raise FinetuneError(
+                f"`{field}` applies only to {applies_to}, and DATA is "
+                f"{data_is}. Received: {field}={value!r}"
+            )
 
 
 def _check_rate(name, value):
@@ -497,9 +641,11 @@ def _check_name(name, data):
 
 
 def default_name(data):
-    """The export's model name: the data folder's name, made safe."""
+    """The export's model name: the data's folder or file name, made safe."""
     if data is None:
         return BUNDLED_NAME
     base = os.path.basename(os.path.normpath(os.fspath(data)))
+    if os.path.isfile(data):
+        base = os.path.splitext(base)[0]  # reviews.csv -> reviews
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", base).lstrip("_.-")
     return name if _NAME_PATTERN.fullmatch(name or "") else "classifier"

@@ -43,9 +43,25 @@ class Dataset:
             f"{len(self.class_names)} classes, {size}x{size} RGB"
         )
 
+    def record(self) -> dict:
+        """The `data` entry of `summary.json`."""
+        return {
+            "modality": "image",
+            "source": self.source,
+            "class_names": list(self.class_names),
+            "num_train": int(len(self.train[0])),
+            "num_heldout": int(len(self.heldout[0])),
+            "image_size": self.image_size,
+            "skipped_files": len(self.skipped),
+        }
 
-def load(config: FinetuneConfig) -> Dataset:
-    """Loads and splits the images of a validated config."""
+
+def load(config: FinetuneConfig):
+    """Loads and splits the data of a validated config (images or text)."""
+    if config.modality == "text":
+        from kerasft._src.run import text_data
+
+        return text_data.load(config)
     size, cap = config.image_size, config.max_per_class
     if config.data is None:
         train, heldout, class_names = _bundled(size, cap)
@@ -190,15 +206,15 @@ def _files(directory):
     return out
 
 
-def _split(y, fraction, seed, class_names):
-    """Stratified split: indices of the training and held-out images."""
+def _split(y, fraction, seed, class_names, noun="readable image"):
+    """Stratified split: indices of the training and held-out examples."""
     rng = np.random.default_rng(seed)
     train, held = [], []
     for label, name in enumerate(class_names):
         index = np.flatnonzero(y == label)
         if len(index) < 2:
             raise FinetuneError(
-                f"class {name!r} has {len(index)} readable image; at least 2 "
+                f"class {name!r} has {len(index)} {noun}; at least 2 "
                 "per class are needed to hold some out for evaluation"
             )
         rng.shuffle(index)

@@ -69,15 +69,18 @@ def finetune(
     args: dict | None = None,
     **options,
 ) -> dict:
-    """Fine-tunes a pretrained backbone on an image folder; writes a run folder.
+    """Fine-tunes a pretrained backbone on images or text; writes a run folder.
 
     Phase 1 trains the new head alone (a linear probe): its held-out
     accuracy is the accuracy *before* fine-tuning. Phase 2 fine-tunes with
     a strategy of `STRATEGIES`. The switches (`patience`,
     `mixed_precision`, `label_smoothing`, `class_weight`, a learning rate
     of `"auto"`, `tensorboard`) apply to both phases; see
-    `FinetuneConfig`. The run folder `out` receives `model.keras`
-    (the fine-tuned model, which takes raw 0-255 RGB pixels), `history.csv`
+    `FinetuneConfig`. Text data (a CSV or JSONL file, or a folder of
+    `.txt` files; see `FinetuneConfig.modality`) trains a keras-hub text
+    classifier whose preprocessor is part of the model. The run folder
+    `out` receives `model.keras` (the fine-tuned model, which takes raw
+    0-255 RGB pixels, or raw strings), `history.csv`
     (one row per epoch of both phases), `history.png`
     (`kerasft.plotting.plot_history` with the unfreeze events and each
     stage's learning rate), `summary.json`, with `tensorboard=True` the
@@ -96,7 +99,8 @@ def finetune(
 
     Args:
         data: str, path or None. An image folder with one subfolder per
-            class, or `None` for the bundled Fashion-MNIST subset.
+            class, `None` for the bundled Fashion-MNIST subset, or text:
+            a CSV or JSONL file, or a folder of `.txt` files per class.
             Defaults to `None`.
         out: str or path. The run folder; created if missing.
         verbose: int or "auto". Keras's `fit` verbosity. With `0`, each
@@ -106,9 +110,10 @@ def finetune(
             logger.
         args: dict or None. Recorded as `args` in `summary.json`. Defaults
             to `None` (this call's options).
-        **options: the other fields of `FinetuneConfig` (`backbone`,
-            `weights`, `strategy`, `epochs`, `head_epochs`, `batch_size`,
-            `image_size`, `learning_rate`, `head_learning_rate`,
+        **options: the other fields of `FinetuneConfig` (`modality`,
+            `backbone`, `weights`, `strategy`, `epochs`, `head_epochs`,
+            `batch_size`, `image_size`, `sequence_length`, `text_column`,
+            `label_column`, `learning_rate`, `head_learning_rate`,
             `validation_split`, `max_per_class`, `seed`, `patience`,
             `mixed_precision`, `label_smoothing`, `class_weight`,
             `tensorboard`, `mixup`, `cutmix`, `mix_off_epochs`, `ema`,
@@ -123,11 +128,12 @@ def finetune(
 
     Raises:
         FinetuneError: (a `ValueError`) for bad input: a missing or empty
-            data folder, fewer than 2 classes, a class without readable
-            images, an unknown backbone or strategy, an image size under
-            32, a bad option value, an output folder that already holds a
-            run (without `overwrite`), weights that cannot be obtained or
-            loaded. The message names the parameter.
+            data folder or file, fewer than 2 classes, a class without
+            readable images, a text file with a missing column or bytes
+            that are not UTF-8, an unknown backbone or strategy, an image
+            size under 32, a bad option value, an output folder that
+            already holds a run (without `overwrite`), weights that cannot
+            be obtained or loaded. The message names the parameter.
         TypeError: for an unknown option or one of the wrong type.
         RuntimeError: if the TF Serving export fails (the other files are
             written by then).
@@ -143,8 +149,9 @@ def finetune(
     with job.together():
         if job.writer:
             report.check_out(config.out, config.overwrite)
-        run_model.check_dependencies(config.export, config.tensorboard)
-        weights = run_model.resolve_weights(config.weights)
+        text = config.modality == "text"
+        run_model.check_dependencies(config.export, config.tensorboard, text)
+        weights = run_model.resolve_weights(config.weights, config.modality)
         config = dataclasses.replace(config, weights=weights)
         dataset = run_data.load(config)
     log(dataset.describe())

@@ -116,7 +116,7 @@ def write(
         history,
         paths["history.png"],
         events=[(e["epoch"], e["label"]) for p in phases for e in p["events"]],
-        title=f"{config.backbone}, {config.strategy}: held-out accuracy "
+        title=f"{_backbone_name(config)}, {config.strategy}: held-out accuracy "
         f"{before:.3f} -> {after:.3f}",
     )
     summary = _summary(config, dataset, inputs, model, phases, args)
@@ -133,14 +133,7 @@ def _summary(config, dataset, inputs, model, phases, args):
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),
         "args": args,
-        "data": {
-            "source": dataset.source,
-            "class_names": list(dataset.class_names),
-            "num_train": int(len(dataset.train[0])),
-            "num_heldout": int(len(dataset.heldout[0])),
-            "image_size": dataset.image_size,
-            "skipped_files": len(dataset.skipped),
-        },
+        "data": _data_record(config, dataset, model),
         "backbone": config.backbone,
         "weights": config.weights,
         "strategy": config.strategy,
@@ -158,6 +151,19 @@ def _summary(config, dataset, inputs, model, phases, args):
         "export": None,
         "wall_time_seconds": None,
     }
+
+
+def _backbone_name(config):
+    """The backbone's name, or a preset folder's name."""
+    return os.path.basename(os.path.normpath(config.backbone))
+
+
+def _data_record(config, dataset, model):
+    record = dataset.record()
+    if config.modality == "text":
+        # The preprocessor (tokenizer and packer) travels with the model.
+        record["sequence_length"] = int(model.preprocessor.sequence_length)
+    return record
 
 
 def export(config, summary: dict, start: float, log) -> None:

@@ -77,11 +77,30 @@ def fit_inputs(config, dataset) -> FitInputs:
     class_weight = None
     if config.class_weight == "auto":
         class_weight = balanced_class_weights(dataset.train[1], num_classes)
+    if config.modality == "text":
+        return FitInputs(
+            (_text_batches(train, config.batch_size, config.seed),),
+            heldout,
+            loss,
+            class_weight,
+            None,
+        )
     if not mixing:
         return FitInputs(train, heldout, loss, class_weight, config.batch_size)
     mixer = mix(_mix_kind(config), num_classes=num_classes, seed=config.seed)
     mixed = _mixed_batches(train, mixer, config.batch_size, config.seed)
     return FitInputs((mixed,), heldout, loss, class_weight, None, mixer)
+
+
+def _text_batches(train, batch_size, seed):
+    """Batches of raw strings in a new order each epoch.
+
+    A keras-hub model given lists of strings makes a `tf.data.Dataset` of
+    them and ignores `shuffle=True`: every epoch would see one order.
+    """
+    from kerasft._src.text_dataset import text_dataset
+
+    return text_dataset(*train, batch_size, seed=seed)
 
 
 def _mix_kind(config) -> str:
