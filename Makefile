@@ -24,7 +24,7 @@ assets: $(STAMP)
 # The full test suite, once per backend (tensorflow, jax, torch), two
 # backends at a time (the slowest, jax, first): on the 2-core CI machine that
 # takes about two thirds of the time of one backend after another. The run
-# fails, naming the slowest tests, past the 41-minute budget of
+# fails, naming the slowest tests, past the 35-minute budget of
 # tools/run_tests.py.
 test: $(STAMP) assets
 	$(PY) tools/run_tests.py --jobs 2 --backends jax,tensorflow,torch

@@ -8,7 +8,7 @@ Prints each backend's pytest output, one summary line per backend with its
 wall time, and a combined line at the end, e.g.
 `kerasft: 412 passed, 0 failed, 9 skipped`. Exits non-zero if any backend
 fails or collects no tests (pytest exit code 5), or if the whole run took
-longer than the time budget (41 minutes unless `--budget-minutes` says
+longer than the time budget (35 minutes unless `--budget-minutes` says
 otherwise); then it names the slowest tests. pytest reports each backend's
 15 slowest tests (`--durations=15`; a `--durations` of your own wins).
 """
@@ -23,8 +23,9 @@ import threading
 import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
-# The 45-minute ceiling of `.ci/run`, less its install, lint and docs.
-BUDGET_MINUTES = 41.0
+# `.ci/run` has 30 minutes here; the tests' share is about 28. Past 35
+# minutes something grew: the run fails and names the slowest tests.
+BUDGET_MINUTES = 35.0
 DURATIONS = 15
 _COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
 # One line of pytest's `--durations` table: "12.34s call     tests/x.py::t".
