@@ -22,8 +22,8 @@ assets: $(STAMP)
 	$(PY) -m kerasft.assets
 
 # The full test suite, once per backend (tensorflow, jax, torch), two
-# backends at a time (the slowest, jax, first): on the 2-core CI machine that
-# takes about two thirds of the time of one backend after another. The run
+# backends at a time (the slowest, jax, first), which on the 2-core CI
+# machine is shorter than one backend after another. The run
 # fails, naming the slowest tests, past the 35-minute budget of
 # tools/run_tests.py.
 test: $(STAMP) assets

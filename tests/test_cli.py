@@ -10,6 +10,8 @@ import sys
 import keras
 import numpy as np
 import pytest
+from _cli_helpers import assert_one_line_error as _assert_one_line_error
+from _cli_helpers import finetune as _finetune
 
 import kerasft
 from kerasft import cli
@@ -59,21 +61,6 @@ def _image_folder(root, classes=("cats", "dogs"), per_class=3):
             pixels[..., c] = 250
             Image.fromarray(pixels).save(os.path.join(root, name, f"{i}.png"))
     return root
-
-
-def _finetune(capsys, *args):
-    code = cli.main(["finetune", *args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _assert_one_line_error(code, err, match):
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("kerasft finetune: error: ")
-    assert re.search(match, lines[0]), lines[0]
-    assert "Traceback" not in err
 
 
 def test_finetune_tiny_mobilenet_run(tmp_path, capsys):

@@ -15,11 +15,12 @@ import importlib
 import io
 import json
 import os
-import re
 
 import keras
 import numpy as np
 import pytest
+from _cli_helpers import assert_one_line_error as _assert_one_line_error
+from _cli_helpers import finetune as _finetune
 
 import kerasft.finetune
 from kerasft import cli
@@ -54,20 +55,6 @@ def _write_txt_folder(root, classes):
 
 def _rows():
     return [(t, "pos") for t in _POSITIVE] + [(t, "neg") for t in _NEGATIVE]
-
-
-def _finetune(capsys, *args):
-    code = cli.main(["finetune", *args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _assert_one_line_error(code, err, match):
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("kerasft finetune: error: ")
-    assert re.search(match, lines[0]), lines[0]
 
 
 # --------------------------------------------------------------------------
