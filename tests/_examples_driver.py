@@ -15,6 +15,8 @@ import sys
 import time
 import traceback
 
+import _fast_compile
+
 MARKER = "@@kerasft-example {name} exit={code}@@"
 
 
@@ -47,13 +49,8 @@ def run(path, backend):
 
 def main(backend, workdir, paths):
     os.environ["KERAS_BACKEND"] = backend
-    if backend == "tensorflow":
-        # As the test session does (conftest.skip_graph_optimizer).
-        import tensorflow as tf
-
-        tf.config.optimizer.set_experimental_options(
-            {"disable_meta_optimizer": True}
-        )
+    # As in the test session (conftest.py); XLA_FLAGS comes from it.
+    _fast_compile.skip_graph_optimizer(backend)
     for path in [os.path.abspath(p) for p in paths]:
         folder = os.path.join(workdir, os.path.basename(path)[: -len(".py")])
         os.makedirs(folder)

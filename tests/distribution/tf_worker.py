@@ -20,7 +20,7 @@ tf.config.set_logical_device_configuration(
     _CPU,
     [tf.config.LogicalDeviceConfiguration()] * 2,
 )
-# As the test session does (conftest.skip_graph_optimizer).
+# As the test session does (tests/_fast_compile.py).
 tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 import _scenario  # noqa: E402
