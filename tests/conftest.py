@@ -30,6 +30,7 @@ def pytest_collection_finish(session):
     """
     gc.collect()
     gc.freeze()
+    _frozen_after_full[0] = gc.get_freeze_count()
 
 
 @pytest.fixture(autouse=True)
@@ -47,16 +48,26 @@ def _fresh_keras_session():
     yield
 
 
+# A file's module fixtures that froze more objects than this (a small
+# model is about 10,000) get a full collection once the file is done.
+_FROZEN_GROWTH = 50_000
+_frozen_after_full = [0]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """After a test file's last test, once its module fixtures are gone.
 
-    What those fixtures held was frozen by `_fresh_keras_session`; one full
-    collection per file frees it.
+    What those fixtures held was frozen by `_fresh_keras_session`; a full
+    collection frees it, when the frozen objects grew enough for it to
+    matter (a full collection costs about a second).
     """
     yield
     module = item.getparent(pytest.Module)
-    if nextitem is None or nextitem.getparent(pytest.Module) is not module:
+    if nextitem is not None and nextitem.getparent(pytest.Module) is module:
+        return
+    if gc.get_freeze_count() - _frozen_after_full[0] > _FROZEN_GROWTH:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
+        _frozen_after_full[0] = gc.get_freeze_count()
