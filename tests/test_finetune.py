@@ -150,6 +150,25 @@ def test_gradual_unfreezes_one_stage_per_epoch(tmp_path, tiny):
     assert rows[2]["lr/block1"] != ""
 
 
+def test_default_strategy_auto_records_its_choice(tmp_path, tiny):
+    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
+    out = os.fspath(tmp_path / "run")
+    lines = []
+    summary = _run(data, out, log=lines.append)
+    assert summary["strategy"] == "auto"
+    choice = summary["auto"]
+    assert choice == summary["phases"]["finetune"]["auto"]
+    # The tiny backbone has no BatchNorm and no attention: "other".
+    assert choice["strategy"] == "auto" and choice["family"] == "other"
+    assert choice["total_steps"] == 2  # 2 epochs x 1 step (4 images)
+    assert choice["chose"].startswith("every stage from the start")
+    assert [line for line in lines if line.startswith("auto (other): ")] == [
+        f"auto (other): {choice['chose']}, because {choice['because']}"
+    ]
+    with open(os.path.join(out, "summary.json")) as f:
+        assert json.load(f)["auto"] == choice
+
+
 def test_probe_keeps_the_backbone(tmp_path, tiny):
     data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
     out = os.fspath(tmp_path / "run")
