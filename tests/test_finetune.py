@@ -154,13 +154,13 @@ def test_default_strategy_auto_records_its_choice(tmp_path, tiny):
     data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
     out = os.fspath(tmp_path / "run")
     lines = []
-    summary = _run(data, out, log=lines.append)
+    summary = _run(data, out, log=lines.append, epochs=1)
     assert summary["strategy"] == "auto"
     choice = summary["auto"]
     assert choice == summary["phases"]["finetune"]["auto"]
     # The tiny backbone has no BatchNorm and no attention: "other".
     assert choice["strategy"] == "auto" and choice["family"] == "other"
-    assert choice["total_steps"] == 2  # 2 epochs x 1 step (4 images)
+    assert choice["total_steps"] == 2  # 1 epoch x 2 steps (6 images)
     assert choice["chose"].startswith("every stage from the start")
     assert [line for line in lines if line.startswith("auto (other): ")] == [
         f"auto (other): {choice['chose']}, because {choice['because']}"
@@ -245,7 +245,7 @@ def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
             {"backbone": "alexnet"},
             "`backbone` must be one of .*Received: backbone='alexnet'",
         ),
-        ({"strategy": "auto"}, "unknown `strategy`; choose one of .*'probe'"),
+        ({"strategy": "magic"}, "unknown `strategy`; choose one of .*'probe'"),
         (
             {"strategy": "feature-extraction"},
             "named 'probe': use `strategy='probe'`",
