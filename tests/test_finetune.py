@@ -150,25 +150,6 @@ def test_gradual_unfreezes_one_stage_per_epoch(tmp_path, tiny):
     assert rows[2]["lr/block1"] != ""
 
 
-def test_default_strategy_auto_records_its_choice(tmp_path, tiny):
-    data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
-    out = os.fspath(tmp_path / "run")
-    lines = []
-    summary = _run(data, out, log=lines.append, epochs=1)
-    assert summary["strategy"] == "auto"
-    choice = summary["auto"]
-    assert choice == summary["phases"]["finetune"]["auto"]
-    # The tiny backbone has no BatchNorm and no attention: "other".
-    assert choice["strategy"] == "auto" and choice["family"] == "other"
-    assert choice["total_steps"] == 2  # 1 epoch x 2 steps (6 images)
-    assert choice["chose"].startswith("every stage from the start")
-    assert [line for line in lines if line.startswith("auto (other): ")] == [
-        f"auto (other): {choice['chose']}, because {choice['because']}"
-    ]
-    with open(os.path.join(out, "summary.json")) as f:
-        assert json.load(f)["auto"] == choice
-
-
 def test_probe_keeps_the_backbone(tmp_path, tiny):
     data = _write_folder(os.fspath(tmp_path / "data"), bad=False)
     out = os.fspath(tmp_path / "run")
@@ -233,9 +214,22 @@ def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
     (out / "notes.txt").write_text("mine")
     with pytest.raises(finetune.FinetuneError, match="already holds a run"):
         _run(data, os.fspath(out))
-    _run(data, os.fspath(out), overwrite=True, epochs=1)
+    lines = []
+    _run(data, os.fspath(out), overwrite=True, epochs=1, log=lines.append)
     assert (out / "notes.txt").read_text() == "mine"
-    assert json.loads((out / "summary.json").read_text())["accuracy_after"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["accuracy_after"]
+    # The default strategy, auto, records and logs what it chose.
+    assert summary["strategy"] == "auto"
+    choice = summary["auto"]
+    assert choice == summary["phases"]["finetune"]["auto"]
+    # The tiny backbone has no BatchNorm and no attention: "other".
+    assert choice["strategy"] == "auto" and choice["family"] == "other"
+    assert choice["total_steps"] == 2  # 1 epoch x 2 steps (6 images)
+    assert choice["chose"].startswith("every stage from the start")
+    assert [line for line in lines if line.startswith("auto (other): ")] == [
+        f"auto (other): {choice['chose']}, because {choice['because']}"
+    ]
 
 
 @pytest.mark.parametrize(
