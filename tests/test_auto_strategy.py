@@ -81,7 +81,7 @@ def test_transformer_choice_trains_everything_from_the_start():
     )
     assert choice.unfreeze_steps == {} and choice.head_factor == 1.0
     assert choice.decay == 0.9 and choice.warmup_steps == 5
-    assert "AdamW" in choice.chose and "linear decay" in choice.chose
+    assert "AdamW" in choice.chose and "constant rate" in choice.chose
 
 
 def test_auto_trains_a_cnn_with_batchnorm_frozen():
