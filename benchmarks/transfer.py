@@ -512,6 +512,14 @@ def summarize(rows):
     }
 
 
+def _cases(stats):
+    """`(task, epochs, backend)` in the order of `TASKS`, then budget."""
+    return sorted(
+        {(k[0], k[2], k[3]) for k in stats},
+        key=lambda c: (TASKS.index(c[0]) if c[0] in TASKS else 9, c[1], c[2]),
+    )
+
+
 def table(rows):
     """The Markdown table: one row per task x budget x backend."""
     stats = summarize(rows)
@@ -520,10 +528,7 @@ def table(rows):
         f"`{s}`" for s in strategies
     )
     lines = [header + " |", "|" + " --- |" * (3 + len(strategies))]
-    cases = sorted(
-        {(k[0], k[2], k[3]) for k in stats},
-        key=lambda c: (TASKS.index(c[0]) if c[0] in TASKS else 9, c[1], c[2]),
-    )
+    cases = _cases(stats)
     for task, epochs, backend in cases:
         cells = []
         for s in strategies:
@@ -546,7 +551,7 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     stats = summarize(rows)
-    cases = sorted({(k[0], k[2], k[3]) for k in stats})
+    cases = _cases(stats)
     strategies = [s for s in STRATEGIES if any(k[1] == s for k in stats)]
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(cases)), 4))
     width = 0.8 / max(1, len(strategies))
@@ -563,7 +568,7 @@ def plot(rows, path):
     ax.set_xticklabels([f"{t}\n{e} ep, {b}" for t, e, b in cases], fontsize=7)
     ax.set_ylabel("test accuracy (mean ± half range)")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
