@@ -101,7 +101,7 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
     assert not any("\x08" in line or "\r" in line for line in lines)
     stdout = "\n".join(lines)
     assert "Held-out accuracy before fine-tuning (head only):" in stdout
-    assert "Held-out accuracy after fine-tuning (gradual):" in stdout
+    assert "Held-out accuracy after fine-tuning (auto):" in stdout
     assert f"Run folder: {out} (model.keras" in lines[-1]
     assert "kerasft finetune: warning: skipped 1 unreadable file(s): " in err
     # No start-up notices of the native libraries (TensorFlow, XLA).
@@ -134,7 +134,8 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
         summary = json.load(f)
     assert summary["backend"] == keras.backend.backend()
     assert summary["backbone"] == "mobilenet" and summary["weights"] is None
-    assert summary["strategy"] == "gradual"
+    assert summary["strategy"] == "auto"
+    assert summary["auto"]["family"] == "convolutional"
     assert summary["data"]["class_names"] == ["cats", "dogs"]
     assert summary["data"]["skipped_files"] == 1
     assert summary["data"]["num_train"] == 4
@@ -143,7 +144,9 @@ def test_finetune_tiny_mobilenet_run(tmp_path, capsys):
         assert 0.0 <= summary[key] <= 1.0
     head, tune = summary["phases"]["head"], summary["phases"]["finetune"]
     assert head["trainable_params"] == 1024 * 2 + 2
-    assert tune["unfreeze_events"][0]["stages"] == ["block5", "head"]
+    # auto, 1 step after the probe: too few to unfreeze stage by stage.
+    assert tune["unfreeze_events"] == []
+    assert summary["auto"]["unfreeze_steps"] == {}
     assert tune["trainable_params"] > head["trainable_params"]
     assert summary["wall_time_seconds"] > 0
     assert summary["args"]["epochs"] == 1 and summary["args"]["out"] == out

@@ -364,6 +364,11 @@ def test_text_run_writes_the_run_folder(text_run):
     assert summary["args"]["modality"] == "auto"
     assert summary["weights"] == "pretrained"
     assert summary["stages"][-2:] == ["pooler", "head"]
+    # The default strategy, auto: a Transformer, every stage from the start.
+    assert summary["strategy"] == "auto"
+    assert summary["auto"]["family"] == "transformer"
+    assert summary["auto"]["total_steps"] == 2  # 8 texts, batches of 4
+    assert summary["auto"]["unfreeze_steps"] == {}
     with open(os.path.join(out, "history.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["phase"] for r in rows] == ["head", "finetune"]

@@ -214,9 +214,23 @@ def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
     (out / "notes.txt").write_text("mine")
     with pytest.raises(finetune.FinetuneError, match="already holds a run"):
         _run(data, os.fspath(out))
-    _run(data, os.fspath(out), overwrite=True, epochs=1)
+    lines = []
+    _run(data, os.fspath(out), overwrite=True, epochs=1, log=lines.append)
     assert (out / "notes.txt").read_text() == "mine"
-    assert json.loads((out / "summary.json").read_text())["accuracy_after"]
+    # The run's summary replaced the old one ("{}").
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0.0 <= summary["accuracy_after"] <= 1.0
+    # The default strategy, auto, records and logs what it chose.
+    assert summary["strategy"] == "auto"
+    choice = summary["auto"]
+    assert choice == summary["phases"]["finetune"]["auto"]
+    # The tiny backbone has no BatchNorm and no attention: "other".
+    assert choice["strategy"] == "auto" and choice["family"] == "other"
+    assert choice["total_steps"] == 2  # 1 epoch x 2 steps (6 images)
+    assert choice["chose"].startswith("every stage from the start")
+    assert [line for line in lines if line.startswith("auto (other): ")] == [
+        f"auto (other): {choice['chose']}, because {choice['because']}"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -226,7 +240,7 @@ def test_refuses_a_folder_that_holds_a_run(tmp_path, tiny):
             {"backbone": "alexnet"},
             "`backbone` must be one of .*Received: backbone='alexnet'",
         ),
-        ({"strategy": "auto"}, "unknown `strategy`; choose one of .*'probe'"),
+        ({"strategy": "magic"}, "unknown `strategy`; choose one of .*'probe'"),
         (
             {"strategy": "feature-extraction"},
             "named 'probe': use `strategy='probe'`",

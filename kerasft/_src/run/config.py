@@ -120,7 +120,8 @@ class FinetuneConfig:
             pretrained weights and `"none"` for random ones. Defaults to
             `"imagenet"`.
         strategy: str. A name in `STRATEGIES`, used in phase 2. Defaults
-            to `"gradual"`.
+            to `"auto"`: the recipe chosen from the model family and the
+            step budget, recorded in `summary.json` under `"auto"`.
         epochs: int >= 1. Epochs of phase 2. Defaults to `3`.
         head_epochs: int >= 1. Epochs of phase 1 (head only). Defaults
             to `2`.
@@ -246,7 +247,11 @@ class FinetuneConfig:
         "pretrained weights, and none for random ones.",
         metavar="{imagenet,none,PATH}",
     )
-    strategy: str = _option("gradual", "Fine-tuning strategy of phase 2.")
+    strategy: str = _option(
+        "auto",
+        "Fine-tuning strategy of phase 2; auto picks the recipe from the "
+        "model family and the step budget.",
+    )
     epochs: int = _option(3, "Epochs of phase 2 (fine-tuning).")
     head_epochs: int = _option(2, "Epochs of phase 1 (head only).")
     batch_size: int = _option(64, "Batch size.")

@@ -9,6 +9,7 @@ fine-tuning. Phase 2 runs the chosen strategy of `STRATEGIES` (see
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import time
@@ -28,6 +29,7 @@ from kerasft._src.run import report
 from kerasft._src.run import switches
 from kerasft._src.run.config import AUTO
 from kerasft._src.run.config import FinetuneConfig
+from kerasft._src.run.strategies import auto_choice
 from kerasft._src.run.strategies import get_strategy
 from kerasft._src.stages import _count
 from kerasft._src.stages import stages as model_stages
@@ -257,6 +259,7 @@ def _run_phase(model, phase, config, inputs, context):
     if found is not None:
         rate, chosen = _chosen_rate(found, phase, log)
     optimizer, callbacks = _compile(model, phase, rate, config, inputs)
+    chosen_recipe = _auto_record(model, phase, config, inputs, log)
     trainable = _count(model.trainable_variables)
     scheduled = any(isinstance(c, TrainableSchedule) for c in callbacks)
     log(
@@ -295,6 +298,8 @@ def _run_phase(model, phase, config, inputs, context):
         "heldout_accuracy": float(history.history["val_accuracy"][-1]),
         "seconds": seconds,
     }
+    if chosen_recipe is not None:
+        record["auto"] = chosen_recipe
     if found is not None:
         record["lr_find"] = {
             **found.suggestions,
@@ -321,13 +326,40 @@ def _run_phase(model, phase, config, inputs, context):
     }
 
 
+def _steps_per_epoch(config, inputs):
+    """Optimizer steps per epoch: of the arrays, or of the batched dataset."""
+    if inputs.batch_size is not None:
+        return max(1, math.ceil(len(inputs.train[-1]) / inputs.batch_size))
+    return max(1, len(inputs.train[0]))
+
+
+def _auto_record(model, phase, config, inputs, log):
+    """What `strategy="auto"` chose and why (logged), or None."""
+    if phase.strategy != "auto":
+        return None
+    choice = auto_choice(
+        model,
+        epochs=phase.epochs,
+        steps_per_epoch=_steps_per_epoch(config, inputs),
+        probed=phase.probed,
+    )
+    log(f"auto ({choice.family}): {choice.chose}, because {choice.because}")
+    return choice.record()
+
+
 def _compile(model, phase, rate, config, inputs):
     """Sets what trains (the strategy) and compiles; returns its parts."""
-    optimizer, callbacks = get_strategy(phase.strategy).build(
+    strategy = get_strategy(phase.strategy)
+    budget = {}
+    if "steps_per_epoch" in inspect.signature(strategy.build).parameters:
+        # A budget-aware strategy (`auto`) reads the steps of the phase.
+        budget["steps_per_epoch"] = _steps_per_epoch(config, inputs)
+    optimizer, callbacks = strategy.build(
         model,
         learning_rate=rate,
         epochs=phase.epochs,
         probed=phase.probed,
+        **budget,
     )
     # A mixed_float16 model gets a LossScaleOptimizer around `optimizer`
     # here (`auto_scale_loss`).

@@ -148,6 +148,8 @@ def _summary(config, dataset, inputs, model, phases, args):
         "accuracy_before": phases[0]["record"]["heldout_accuracy"],
         "accuracy_after": phases[-1]["record"]["heldout_accuracy"],
         "phases": {p["key"]: p["record"] for p in phases},
+        # What `strategy="auto"` chose and why; None for other strategies.
+        "auto": phases[-1]["record"].get("auto"),
         "export": None,
         "wall_time_seconds": None,
     }

@@ -20,12 +20,16 @@ from collections.abc import Mapping
 
 import keras
 
+from kerasft._src import walk
 from kerasft._src.callbacks.unfreeze_schedule import UnfreezeSchedule
 from kerasft._src.freezing import freeze_until
 from kerasft._src.freezing import unfreeze
 from kerasft._src.optimizers.discriminative import discriminative
+from kerasft._src.optimizers.discriminative import layerwise_decay
 from kerasft._src.optimizers.discriminative import lr_range
+from kerasft._src.schedules import WarmUp
 from kerasft._src.stages import stages as model_stages
+from kerasft._src.validation import check_int
 
 _NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 
@@ -243,7 +247,261 @@ def _discriminative(
     return _adam(model, learning_rate, factors), []
 
 
+# --------------------------------------------------------------------------
+# `auto`: the recipe chosen from the model family and the step budget.
+
+# Model families, told apart by their layers (`model_family`).
+TRANSFORMER = "transformer"
+BATCHNORM = "convolutional"
+OTHER = "other"
+# Per family: the layer-wise decay per stage, the share of the steps that
+# warms the rate up, and what follows. Transformers: AdamW, 10% warm-up
+# (BERT's habit), then a constant rate: on the validation split of
+# benchmarks/transfer.py's Rotten Tomatoes task (500 snippets, 3 epochs,
+# 48 steps) constant + layer-wise decay 0.9 scored 0.760, linear decay
+# from twice the rate 0.757, constant without layer-wise decay 0.727, and
+# linear decay from the rate with decay 0.9 0.593 (a decaying rate halves
+# the mean rate of a short run). CNNs: Adam, cosine decay.
+_RECIPES = {
+    TRANSFORMER: {"decay": 0.9, "warmup": 0.1, "shape": "constant"},
+    BATCHNORM: {"decay": 0.8, "warmup": 0.05, "shape": "cosine"},
+    OTHER: {"decay": 1.0, "warmup": 0.05, "shape": "cosine"},
+}
+# A CNN's new head trains at this multiple of the backbone's rate when no
+# probe trained it first (new layers at 10x: Girshick et al. 2014).
+_NEW_HEAD_FACTOR = 10.0
+# Without a probe the head trains alone for this share of the steps; the
+# backbone stages then join one by one until this share of the steps.
+_HEAD_ALONE = 0.1
+_ALL_TRAIN = 0.5
+
+
+_BN = keras.layers.BatchNormalization
+
+
+def model_family(model: keras.Model) -> str:
+    """`"transformer"`, `"convolutional"` (with BatchNorm) or `"other"`."""
+    names = {
+        cls.__name__
+        for layer in walk.nested_layers(model)
+        for cls in type(layer).__mro__
+    }
+    if any("Attention" in n or "Transformer" in n for n in names):
+        return TRANSFORMER
+    if "BatchNormalization" in names:
+        return BATCHNORM
+    return OTHER
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoChoice:
+    """What `strategy="auto"` chose for one model and budget, and why.
+
+    Attributes:
+        family: str. `"transformer"`, `"convolutional"` or `"other"`.
+        chose: str. The recipe, in words.
+        because: str. Why, in words.
+        total_steps: int. Optimizer steps of the phase.
+        warmup_steps: int. Steps of linear warm-up.
+        decay: float. Layer-wise rate decay per stage (1.0: none).
+        head_factor: float. The head's rate over the top stage's.
+        unfreeze_steps: dict. `{step: stage}`: when each stage starts to
+            train (empty: every stage trains from the start).
+    """
+
+    family: str
+    chose: str
+    because: str
+    total_steps: int
+    warmup_steps: int
+    decay: float
+    head_factor: float
+    unfreeze_steps: dict
+
+    def record(self) -> dict:
+        """The dict `summary.json` keeps under `"auto"`."""
+        return {
+            "strategy": "auto",
+            "family": self.family,
+            "chose": self.chose,
+            "because": self.because,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "layerwise_decay": self.decay,
+            "head_factor": self.head_factor,
+            "unfreeze_steps": {
+                str(k): v for k, v in self.unfreeze_steps.items()
+            },
+        }
+
+
+def auto_choice(
+    model: keras.Model, *, epochs: int, steps_per_epoch: int, probed=False
+) -> AutoChoice:
+    """The recipe of `strategy="auto"` for `model` and the step budget."""
+    check_int("epochs", epochs, minimum=1)
+    check_int("steps_per_epoch", steps_per_epoch, minimum=1)
+    family = model_family(model)
+    stages = model_stages(model)
+    names = [s.name for s in stages]
+    total = epochs * steps_per_epoch
+    recipe = _RECIPES[family]
+    warmup = max(1, round(total * recipe["warmup"]))
+    budget = f"{epochs} epoch(s) x {steps_per_epoch} steps = {total} steps"
+    rates = (
+        f"Adam{'W' if family == TRANSFORMER else ''}, warm-up over {warmup} "
+        + (
+            "steps then a constant rate"
+            if recipe["shape"] == "constant"
+            else f"steps then {recipe['shape']} decay to 0"
+        )
+        + (
+            f", layer-wise decay {recipe['decay']:g} per stage"
+            if recipe["decay"] < 1
+            else ""
+        )
+    )
+    unfreeze, head_factor = {}, 1.0
+    if family == TRANSFORMER:
+        chose = f"every stage from the start; {rates}"
+        because = (
+            f"a Transformer with {len(names)} stages and {budget}: gradual "
+            "unfreezing would leave most of the encoder frozen for most of "
+            "a short run, and full fine-tuning with warm-up and decay is "
+            "what the text benchmark supports"
+        )
+    elif family == BATCHNORM:
+        head_factor = 1.0 if probed else _NEW_HEAD_FACTOR
+        # Only stages with weights that train (BatchNorm stays frozen) get
+        # a step of their own.
+        learning = [
+            s.name
+            for s in stages[:-1]
+            if any(
+                layer.weights and not isinstance(layer, _BN)
+                for layer in s.layers
+            )
+        ]
+        unfreeze = _step_schedule(learning + [names[-1]], total, probed)
+        how = (
+            f"gradual unfreezing in steps, every stage training by step "
+            f"{max(unfreeze)}"
+            if unfreeze
+            else "every stage from the start"
+        )
+        chose = f"BatchNorm frozen; {how}; {rates}" + (
+            "" if probed else f"; the new head at {head_factor:g}x the rate"
+        )
+        because = (
+            f"a convolutional network with BatchNorm ({len(names)} stages) "
+            f"and {budget}: frozen BatchNorm statistics and a pretrained "
+            "bottom that joins late and slowly keep the features a small "
+            "data set cannot re-learn"
+            + ("" if unfreeze else "; too few steps to unfreeze gradually")
+        )
+    else:
+        chose = f"every stage from the start; {rates}"
+        because = f"no BatchNorm or attention layers; {budget}"
+    return AutoChoice(
+        family,
+        chose,
+        because,
+        total,
+        warmup,
+        recipe["decay"],
+        head_factor,
+        unfreeze,
+    )
+
+
+def _step_schedule(names, total, probed) -> dict:
+    """`{step: stage}`: the head (and the top stage after a probe) first,
+    then one more stage at evenly spaced steps until `_ALL_TRAIN` of the
+    budget; `{}` if the budget has fewer steps than stages to add."""
+    first = 2 if probed else 1
+    start = 0 if probed else max(1, round(total * _HEAD_ALONE))
+    end = max(start, round(total * _ALL_TRAIN))
+    joining = names[: len(names) - first][::-1]
+    if not joining or end - start + 1 < len(joining):
+        return {}
+    schedule = {0: names[-first]}
+    for i, name in enumerate(joining):
+        step = start + round((end - start) * (i + 1) / len(joining))
+        schedule[max(step, max(schedule) + 1)] = name
+    return schedule
+
+
+def _auto(
+    model,
+    *,
+    learning_rate,
+    epochs,
+    probed=False,
+    factors=None,
+    steps_per_epoch=None,
+):
+    if steps_per_epoch is None:
+        raise ValueError(
+            "`strategy='auto'` reads the step budget: pass `steps_per_epoch`"
+            f" to `build`. Received: steps_per_epoch={steps_per_epoch!r}"
+        )
+    choice = auto_choice(
+        model, epochs=epochs, steps_per_epoch=steps_per_epoch, probed=probed
+    )
+    rate = _decaying_rate(learning_rate, choice)
+    if choice.family == TRANSFORMER:
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=0.01)
+    else:
+        optimizer = keras.optimizers.Adam(rate)
+    if factors is None and (choice.decay < 1 or choice.head_factor != 1):
+        # `layerwise_decay` gives the head 1.0: the top backbone stage gets
+        # the base rate instead, the head `head_factor` times it.
+        factors = layerwise_decay(model, choice.decay)
+        factors = {k: v / choice.decay for k, v in factors.items()}
+        factors[model_stages(model)[-1].name] = choice.head_factor
+    if factors is not None:
+        optimizer = discriminative(optimizer, model, factors)
+    if not choice.unfreeze_steps:
+        unfreeze(model)
+        return optimizer, []
+    freeze_until(model, choice.unfreeze_steps[0], inclusive=False)
+    schedule = UnfreezeSchedule(
+        {k: v for k, v in choice.unfreeze_steps.items() if k}, unit="step"
+    )
+    return optimizer, [schedule]
+
+
+def _decaying_rate(learning_rate, choice):
+    """Warm-up, then a constant rate, or linear or cosine decay to 0."""
+    steps = max(1, choice.total_steps - choice.warmup_steps)
+    shape = _RECIPES[choice.family]["shape"]
+    if shape == "constant":
+        return WarmUp(learning_rate, choice.warmup_steps)
+    if shape == "linear":
+        decay = keras.optimizers.schedules.PolynomialDecay(
+            learning_rate, steps, end_learning_rate=0.0
+        )
+    else:
+        decay = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    return WarmUp(decay, choice.warmup_steps)
+
+
 for _strategy in (
+    Strategy(
+        "auto",
+        "picks the recipe from the model family and the step budget",
+        (
+            "chosen per model family and step budget (`auto_choice`, "
+            "recorded in `summary.json`): Transformers train every stage "
+            "from the start with AdamW, a warm-up then a constant rate and "
+            "layer-wise decay 0.9; CNNs with BatchNorm keep BatchNorm "
+            "frozen, unfreeze their stages one by one in steps until half "
+            "the budget, with Adam, warm-up and cosine decay, layer-wise "
+            "decay 0.8 from `learning_rate` (the top stage) and, without "
+            "a probe, the new head at 10x",
+        ),
+        _auto,
+    ),
     Strategy(
         "probe",
         "the head only; the backbone stays frozen (feature extraction)",

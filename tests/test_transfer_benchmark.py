@@ -1,0 +1,45 @@
+"""benchmarks/transfer.py --quick: the benchmark's machinery, not its numbers.
+
+Every strategy trains once, for one epoch, on a tiny random CNN with
+BatchNorm (the image family) and a one-block Transformer (the text
+family), and the docs' table and plot are written from the rows.
+"""
+
+import os
+import sys
+
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks")
+)
+
+import transfer  # noqa: E402
+
+
+def test_quick_runs_every_strategy_and_writes_the_table(tmp_path):
+    rows = transfer.run_quick()
+    assert [(r["task"], r["strategy"]) for r in rows] == [
+        (task, strategy)
+        for task in ("fashion_mnist", "rotten_tomatoes")
+        for strategy in transfer.STRATEGIES
+    ]
+    for row in rows:
+        assert 0.0 <= row["test_accuracy"] <= 1.0
+        assert 0.0 <= row["val_accuracy"] <= 1.0
+    families = {r["task"]: r["auto"]["family"] for r in rows if "auto" in r}
+    assert families == {
+        "fashion_mnist": "convolutional",
+        "rotten_tomatoes": "transformer",
+    }
+    wise = [r["wise_ft_alpha"] for r in rows if r["strategy"] == "wise-ft"]
+    assert all(alpha in (0.25, 0.5, 0.75, 1.0) for alpha in wise)
+
+    doc, png = tmp_path / "transfer.md", tmp_path / "transfer.png"
+    doc.write_text(f"before\n{transfer.BEGIN}\nold\n{transfer.END}\nafter\n")
+    transfer.write_docs(
+        [dict(r, quick=False) for r in rows], doc=str(doc), png=str(png)
+    )
+    text = doc.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n")
+    assert "old" not in text and "| `auto` |" in text
+    assert "| rotten_tomatoes | 1 |" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
