@@ -37,6 +37,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
@@ -478,12 +479,16 @@ def run_worker(backend, task, args):
     proc = subprocess.Popen(
         command,
         env=env,
+        # One pipe: a worker that fills a second, unread one would block.
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
+    tail = collections.deque(maxlen=40)
     for line in proc.stdout:
-        if line.startswith("RESULT "):
+        if not line.startswith("RESULT "):
+            tail.append(line)
+        else:
             row = json.loads(line[len("RESULT ") :])
             _append(args.results, row)
             print(
@@ -492,8 +497,8 @@ def run_worker(backend, task, args):
                 f"{row['test_accuracy']:.4f} ({row['seconds']} s)",
                 flush=True,
             )
-    error = proc.stderr.read()
     if proc.wait():
+        error = "".join(tail)
         print(f"{backend} {task}: worker failed:\n{error[-2000:]}", flush=True)
 
 
