@@ -591,6 +591,27 @@ def write_docs(rows, doc=DOC, png=PLOT):
     plot([r for r in rows if not r.get("quick")], png)
 
 
+def _check_choices(parser, args):
+    """Unknown tasks, strategies or backends, or bad budgets: one error."""
+    for flag, allowed in (
+        ("tasks", TASKS),
+        ("strategies", tuple(STRATEGIES)),
+        ("backends", _common.BACKENDS),
+    ):
+        unknown = sorted(set(getattr(args, flag).split(",")) - set(allowed))
+        if unknown:
+            parser.error(
+                f"--{flag}: unknown {unknown}; choose from {list(allowed)}"
+            )
+    epochs = args.epochs.split(",")
+    if not all(e.isdigit() and int(e) >= 1 for e in epochs) or args.seeds < 1:
+        parser.error(
+            "--epochs takes integers >= 1 joined by ',' and --seeds an "
+            f"integer >= 1. Received: --epochs {args.epochs} --seeds "
+            f"{args.seeds}"
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="tensorflow")
@@ -611,6 +632,7 @@ def main(argv=None):
         args.results = QUICK_RESULTS if args.quick else RESULTS
         if args.quick and not args.worker and os.path.isfile(QUICK_RESULTS):
             os.remove(QUICK_RESULTS)
+    _check_choices(parser, args)
     if args.worker:
         return _worker(args)
     if args.provision:
