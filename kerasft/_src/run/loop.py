@@ -259,7 +259,7 @@ def _run_phase(model, phase, config, inputs, context):
     if found is not None:
         rate, chosen = _chosen_rate(found, phase, log)
     optimizer, callbacks = _compile(model, phase, rate, config, inputs)
-    chosen_recipe = _auto_record(model, phase, config, inputs, log)
+    chosen_recipe = _auto_record(model, phase, inputs, log)
     trainable = _count(model.trainable_variables)
     scheduled = any(isinstance(c, TrainableSchedule) for c in callbacks)
     log(
@@ -326,21 +326,21 @@ def _run_phase(model, phase, config, inputs, context):
     }
 
 
-def _steps_per_epoch(config, inputs):
+def _steps_per_epoch(inputs):
     """Optimizer steps per epoch: of the arrays, or of the batched dataset."""
     if inputs.batch_size is not None:
         return max(1, math.ceil(len(inputs.train[-1]) / inputs.batch_size))
     return max(1, len(inputs.train[0]))
 
 
-def _auto_record(model, phase, config, inputs, log):
+def _auto_record(model, phase, inputs, log):
     """What `strategy="auto"` chose and why (logged), or None."""
     if phase.strategy != "auto":
         return None
     choice = auto_choice(
         model,
         epochs=phase.epochs,
-        steps_per_epoch=_steps_per_epoch(config, inputs),
+        steps_per_epoch=_steps_per_epoch(inputs),
         probed=phase.probed,
     )
     log(f"auto ({choice.family}): {choice.chose}, because {choice.because}")
@@ -353,7 +353,7 @@ def _compile(model, phase, rate, config, inputs):
     budget = {}
     if "steps_per_epoch" in inspect.signature(strategy.build).parameters:
         # A budget-aware strategy (`auto`) reads the steps of the phase.
-        budget["steps_per_epoch"] = _steps_per_epoch(config, inputs)
+        budget["steps_per_epoch"] = _steps_per_epoch(inputs)
     optimizer, callbacks = strategy.build(
         model,
         learning_rate=rate,

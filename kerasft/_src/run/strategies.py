@@ -472,17 +472,11 @@ def _auto(
 
 
 def _decaying_rate(learning_rate, choice):
-    """Warm-up, then a constant rate, or linear or cosine decay to 0."""
-    steps = max(1, choice.total_steps - choice.warmup_steps)
-    shape = _RECIPES[choice.family]["shape"]
-    if shape == "constant":
+    """Warm-up, then a constant rate or cosine decay to 0."""
+    if _RECIPES[choice.family]["shape"] == "constant":
         return WarmUp(learning_rate, choice.warmup_steps)
-    if shape == "linear":
-        decay = keras.optimizers.schedules.PolynomialDecay(
-            learning_rate, steps, end_learning_rate=0.0
-        )
-    else:
-        decay = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    steps = max(1, choice.total_steps - choice.warmup_steps)
+    decay = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     return WarmUp(decay, choice.warmup_steps)
 
 
