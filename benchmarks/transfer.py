@@ -83,6 +83,14 @@ QUICK_RESULTS = os.path.join(
 DOC = os.path.join(_common.ROOT, "docs", "transfer.md")
 PLOT = os.path.join(_common.ROOT, "docs", "transfer.png")
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
+# The family pages show the image or the text rows (probe, full, auto).
+FAMILY_PAGES = {
+    os.path.join(_common.ROOT, "docs", "strategies.md"): (
+        "fashion_mnist",
+        "mnist",
+    ),
+    os.path.join(_common.ROOT, "docs", "transformers.md"): TEXT_TASKS,
+}
 
 
 # --------------------------------------------------------------------------
@@ -525,14 +533,19 @@ def _cases(stats):
     )
 
 
-def table(rows):
-    """The Markdown table: one row per task x budget x backend."""
+def table(rows, strategies=None):
+    """The Markdown table: one row per task x budget x backend, and
+    `auto`'s margin over the better of `probe` and `full` (the bar the
+    default is held to)."""
     stats = summarize(rows)
-    strategies = [s for s in STRATEGIES if any(k[1] == s for k in stats)]
+    strategies = [
+        s for s in (strategies or STRATEGIES) if any(k[1] == s for k in stats)
+    ]
     header = "| task | epochs | backend | " + " | ".join(
         f"`{s}`" for s in strategies
     )
-    lines = [header + " |", "|" + " --- |" * (3 + len(strategies))]
+    header += " | `auto` - best of `probe`, `full`"
+    lines = [header + " |", "|" + " --- |" * (4 + len(strategies))]
     cases = _cases(stats)
     for task, epochs, backend in cases:
         cells = []
@@ -543,10 +556,22 @@ def table(rows):
                 if value is None
                 else f"{value[0]:.3f} ± {value[1]:.3f} (n={value[2]})"
             )
+        cells.append(_margin(stats, task, epochs, backend))
         lines.append(
             f"| {task} | {epochs} | {backend} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines)
+
+
+def _margin(stats, task, epochs, backend):
+    """`auto`'s mean minus the better baseline's, signed; `–` if one is
+    missing."""
+    means = [
+        stats.get((task, s, epochs, backend)) for s in ("auto", "probe", "full")
+    ]
+    if None in means:
+        return "–"
+    return f"{means[0][0] - max(means[1][0], means[2][0]):+.3f}"
 
 
 def plot(rows, path):
@@ -579,16 +604,27 @@ def plot(rows, path):
     plt.close(fig)
 
 
-def write_docs(rows, doc=DOC, png=PLOT):
-    """Replaces the table between the markers of `doc`; writes the plot."""
-    with open(doc) as f:
+def write_docs(rows, doc=DOC, png=PLOT, pages=None):
+    """Replaces the tables between the markers of `doc` (every strategy)
+    and of `pages` (`{path: tasks}`, default `FAMILY_PAGES`: `probe`,
+    `full` and `auto` on those tasks); writes the plot."""
+    rows = [r for r in rows if not r.get("quick")]
+    _replace_between_markers(doc, table(rows))
+    for page, tasks in (FAMILY_PAGES if pages is None else pages).items():
+        subset = [r for r in rows if r["task"] in tasks]
+        _replace_between_markers(
+            page, table(subset, strategies=("probe", "full", "auto"))
+        )
+    plot(rows, png)
+
+
+def _replace_between_markers(path, body):
+    with open(path) as f:
         text = f.read()
     head, rest = text.split(BEGIN)
     _, tail = rest.split(END)
-    body = table([r for r in rows if not r.get("quick")])
-    with open(doc, "w") as f:
+    with open(path, "w") as f:
         f.write(f"{head}{BEGIN}\n{body}\n{END}{tail}")
-    plot([r for r in rows if not r.get("quick")], png)
 
 
 def _check_choices(parser, args):

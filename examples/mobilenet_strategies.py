@@ -1,7 +1,7 @@
 """Fine-tuning strategies compared: ImageNet MobileNet on Fashion-MNIST.
 
 The same pretrained MobileNet, the same data and the same number of epochs,
-trained four ways with strategies of `kerasft.finetune.STRATEGIES` (any
+trained five ways with strategies of `kerasft.finetune.STRATEGIES` (any
 other name of the registry can be passed to `--strategies`); the script
 prints a table of held-out accuracy:
 
@@ -18,6 +18,10 @@ prints a table of held-out accuracy:
   top at the base rate and lower stages at geometrically smaller ones
   (`kerasft.optimizers.lr_range`, fastai's `slice(low, high)`; pass
   `--decay 0.7` to use `layerwise_decay` instead).
+- `auto`: kerasft's default (`strategy="auto"`). It reads the model family
+  and the step budget: BatchNorm frozen, the stages join one by one in
+  steps until half the budget, warm-up then cosine decay, layer-wise rates,
+  and the new head at 10x the top stage's rate (`--learning-rate` here).
 
 Every strategy starts from a fresh copy of the ImageNet weights. Batch
 normalization stays in inference mode (kerasft's default, `bn="frozen"`).
@@ -55,12 +59,13 @@ point or two are noise.
 """
 
 import argparse
+import math
 import os
 import sys
 import time
 import warnings
 
-COMPARED = ("probe", "full", "gradual", "discriminative")
+COMPARED = ("probe", "full", "gradual", "discriminative", "auto")
 
 
 def parse_args(argv=None):
@@ -189,7 +194,8 @@ def main(argv=None):
         print(f"\n== {name}")
         strategy = kerasft.finetune.STRATEGIES[name]
         model = fresh_model()
-        options = strategy_options(name, model, args)
+        steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
+        options = strategy_options(name, model, args, steps_per_epoch)
         optimizer, callbacks = strategy.build(
             model, epochs=args.epochs, **options
         )
@@ -234,11 +240,15 @@ def main(argv=None):
     return results
 
 
-def strategy_options(name, model, args):
+def strategy_options(name, model, args, steps_per_epoch):
     """This comparison's rates and options for a registry strategy."""
     import kerasft
 
     lr = args.learning_rate
+    if name == "auto":
+        # `auto` reads the step budget. `learning_rate` is its top backbone
+        # stage's rate; the new head trains at 10x it, so at `lr` here.
+        return {"learning_rate": lr / 10, "steps_per_epoch": steps_per_epoch}
     if name == "full":
         # One small rate for every stage (the new head learns slowly).
         return {"learning_rate": lr / 10}

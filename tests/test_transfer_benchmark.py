@@ -34,12 +34,32 @@ def test_quick_runs_every_strategy_and_writes_the_table(tmp_path):
     assert all(alpha in (0.25, 0.5, 0.75, 1.0) for alpha in wise)
 
     doc, png = tmp_path / "transfer.md", tmp_path / "transfer.png"
-    doc.write_text(f"before\n{transfer.BEGIN}\nold\n{transfer.END}\nafter\n")
+    page = tmp_path / "transformers.md"
+    for path in (doc, page):
+        path.write_text(
+            f"before\n{transfer.BEGIN}\nold\n{transfer.END}\nafter\n"
+        )
     transfer.write_docs(
-        [dict(r, quick=False) for r in rows], doc=str(doc), png=str(png)
+        [dict(r, quick=False) for r in rows],
+        doc=str(doc),
+        png=str(png),
+        pages={str(page): ("rotten_tomatoes",)},
     )
     text = doc.read_text()
     assert text.startswith("before\n") and text.endswith("after\n")
     assert "old" not in text and "| `auto` |" in text
-    assert "| rotten_tomatoes | 1 |" in text
+    assert "| `wise-ft` |" in text
+    assert "| rotten_tomatoes | 1 |" in text and "| fashion_mnist | 1 |" in text
+    # The family page: its tasks, and probe, full and auto only.
+    text = page.read_text()
+    assert "old" not in text and "| `auto` |" in text
+    assert "| rotten_tomatoes | 1 |" in text and "fashion_mnist" not in text
+    assert "wise-ft" not in text
+    # auto's margin over the better baseline, signed.
+    stats = transfer.summarize([dict(r, quick=False) for r in rows])
+    margin = stats[("rotten_tomatoes", "auto", 1, rows[0]["backend"])][0] - max(
+        stats[("rotten_tomatoes", s, 1, rows[0]["backend"])][0]
+        for s in ("probe", "full")
+    )
+    assert f"| {margin:+.3f} |" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
