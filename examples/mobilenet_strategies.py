@@ -43,19 +43,20 @@ Measured with the defaults (1,500 training and 1,000 test images at 64x64,
 other):
 
     strategy         trainable params  test accuracy  time
-    probe                      10,250          0.743   58 s
-    full                    3,195,338          0.821   75 s
-    gradual                 3,064,074          0.776   70 s
-    discriminative          3,195,338          0.723   96 s
+    probe                      10,250          0.743   16 s
+    full                    3,195,338          0.836   49 s
+    gradual                 3,064,074          0.789   38 s
+    discriminative          3,195,338          0.832   41 s
+    auto                    3,195,338          0.827   60 s
 
-Full fine-tuning at a tenth of the base rate wins here. Gradual unfreezing
-trains `block4` for one epoch only and ends between the probe and full
-fine-tuning. The `lr_range` split gives `block5` almost the head's rate
-(4.6e-4 against 1e-3), which upsets its pretrained features within four
-epochs: discriminative rates need a lower top rate than a probe does (try
-`--learning-rate 3e-4`, which puts `block5` at 1.4e-4; `--decay 0.5`
-alone puts it at 5e-4, even higher). One run, one seed: differences of a
-point or two are noise.
+With BatchNorm frozen (kerasft's default here), full fine-tuning at a
+tenth of the base rate, discriminative rates and `auto` end within a
+point of each other: one run, one seed, so that is noise (the transfer
+benchmark, docs/transfer.md, has three seeds per strategy). Gradual
+unfreezing trains `block4` for one epoch only and ends between the probe
+and the others. The `lr_range` split gives `block5` 4.6e-4, almost the
+head's rate; `auto` gives it a tenth of the head's (`--decay 0.5` with
+`discriminative` would put it at 5e-4).
 """
 
 import argparse
