@@ -18,7 +18,8 @@ Tasks (all offline; provision once with `--provision`):
 
 Strategies (`STRATEGIES` below): each trains at its family's usual rates,
 `RATES` (images: Adam 1e-3 for a head alone, 1e-4 to fine-tune; text:
-the same with AdamW for the plain fine-tuning baseline).
+the same with AdamW for the plain fine-tuning baseline, and the head
+alone at the rate `kerasft.lr_find` picks for it, `PROBE_RATES`).
 
 Each (backend, task) runs in its own worker process, which prints one
 `RESULT {json}` line per run; the results file gains each run as it ends
@@ -29,7 +30,7 @@ Usage:
     python benchmarks/transfer.py --provision
     python benchmarks/transfer.py [--backends tensorflow,jax]
         [--tasks fashion_mnist,mnist,rotten_tomatoes,bbc_news]
-        [--strategies probe,full,auto] [--epochs 1,3,10] [--seeds 3]
+        [--strategies probe,full,auto] [--epochs 1,3,6] [--seeds 3]
         [--results benchmarks/results/transfer.json] [--docs]
     python benchmarks/transfer.py --quick   # the machinery, in seconds
 """
@@ -669,7 +670,7 @@ def main(argv=None):
     parser.add_argument("--backends", default="tensorflow")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--epochs", default=None, help="default 1,3,10")
+    parser.add_argument("--epochs", default=None, help="default 1,3,6")
     parser.add_argument("--seeds", type=int, default=None, help="default 3")
     parser.add_argument("--results", default=None)
     parser.add_argument("--quick", action="store_true")
@@ -678,7 +679,7 @@ def main(argv=None):
     parser.add_argument("--worker", action="store_true")
     args = parser.parse_args(argv)
     # --quick: 1 epoch, 1 seed, a fresh results file of its own.
-    args.epochs = args.epochs or ("1" if args.quick else "1,3,10")
+    args.epochs = args.epochs or ("1" if args.quick else "1,3,6")
     args.seeds = args.seeds or (1 if args.quick else 3)
     if args.results is None:
         args.results = QUICK_RESULTS if args.quick else RESULTS

@@ -79,9 +79,12 @@ def test_transformer_choice_trains_everything_from_the_start():
     choice = strategies.auto_choice(
         _transformer(), epochs=1, steps_per_epoch=50
     )
+    # Plain full fine-tuning: no warm-up, no layer-wise decay.
     assert choice.unfreeze_steps == {} and choice.head_factor == 1.0
-    assert choice.decay == 0.9 and choice.warmup_steps == 5
+    assert choice.decay == 1.0 and choice.warmup_steps == 0
+    assert choice.chose.startswith("plain full fine-tuning")
     assert "AdamW" in choice.chose and "constant rate" in choice.chose
+    assert "warm-up" not in choice.chose
 
 
 def test_auto_trains_a_cnn_with_batchnorm_frozen():
@@ -115,6 +118,12 @@ def test_auto_trains_a_transformer_whole():
     )
     assert callbacks == [] and len(model.trainable_weights) == len(
         model.weights
+    )
+    # AdamW at the constant rate, one rate for every stage.
+    assert type(optimizer) is keras.optimizers.AdamW
+    assert optimizer.weight_decay == 0.01
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == (
+        pytest.approx(1e-2)
     )
     model.compile(optimizer, "sparse_categorical_crossentropy")
     embeddings = model.get_layer("embeddings").get_weights()[0].copy()

@@ -369,6 +369,10 @@ def test_text_run_writes_the_run_folder(text_run):
     assert summary["auto"]["family"] == "transformer"
     assert summary["auto"]["total_steps"] == 2  # 8 texts, batches of 4
     assert summary["auto"]["unfreeze_steps"] == {}
+    # Plain full fine-tuning: no warm-up, one rate for every stage.
+    assert summary["auto"]["warmup_steps"] == 0
+    assert summary["auto"]["layerwise_decay"] == 1.0
+    assert summary["auto"]["chose"].startswith("plain full fine-tuning")
     with open(os.path.join(out, "history.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["phase"] for r in rows] == ["head", "finetune"]
