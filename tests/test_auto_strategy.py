@@ -120,7 +120,10 @@ def test_auto_trains_a_transformer_whole():
         model.weights
     )
     # AdamW at the constant rate, one rate for every stage.
-    assert type(optimizer) is keras.optimizers.AdamW
+    assert isinstance(optimizer, keras.optimizers.AdamW)
+    assert not isinstance(
+        optimizer, kerasft.optimizers.DiscriminativeOptimizer
+    )
     assert optimizer.weight_decay == 0.01
     assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == (
         pytest.approx(1e-2)

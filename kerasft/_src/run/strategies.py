@@ -373,8 +373,9 @@ def auto_choice(
         because = (
             f"a Transformer with {len(names)} stages and {budget}: gradual "
             "unfreezing would leave most of the encoder frozen for most of "
-            "a short run, and in the text benchmark no warm-up, decay, "
-            "layer-wise rate or weight average beat plain full fine-tuning"
+            "a short run, and in the text benchmark no warm-up, decaying "
+            "rate, layer-wise rate or faster head beat plain full "
+            "fine-tuning by more than the seeds' spread"
         )
     elif family == BATCHNORM:
         head_factor = 1.0 if probed else _NEW_HEAD_FACTOR
