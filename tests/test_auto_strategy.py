@@ -121,9 +121,7 @@ def test_auto_trains_a_transformer_whole():
     )
     # AdamW at the constant rate, one rate for every stage.
     assert isinstance(optimizer, keras.optimizers.AdamW)
-    assert not isinstance(
-        optimizer, kerasft.optimizers.DiscriminativeOptimizer
-    )
+    assert not isinstance(optimizer, kerasft.optimizers.DiscriminativeOptimizer)
     assert optimizer.weight_decay == 0.01
     assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == (
         pytest.approx(1e-2)
