@@ -285,8 +285,10 @@ def _head_then_all(model, steps):
 
 
 def prepare(
-    strategy, model, epochs, steps_per_epoch, text, val, head_rate=None
+    strategy, model, epochs, steps_per_epoch, text, val, head_rate=RATES["head"]
 ):
+    """`(optimizer, callbacks, after)` of `strategy`; the probe's head
+    trains at `head_rate`."""
     import keras
 
     import kerasft
@@ -295,7 +297,7 @@ def prepare(
     rate = RATES["finetune"]
     if strategy == "probe":
         kerasft.freeze_until(model, -1, inclusive=False)
-        return _optimizer(head_rate or RATES["head"]), [], None
+        return _optimizer(head_rate), [], None
     if strategy == "full":
         model.trainable = True  # the Keras guide: BatchNorm trains too
         return _optimizer(rate, text), [], None

@@ -8,6 +8,8 @@ family), and the docs' table and plot are written from the rows.
 import os
 import sys
 
+import pytest
+
 sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks")
 )
@@ -63,3 +65,16 @@ def test_quick_runs_every_strategy_and_writes_the_table(tmp_path):
     )
     assert f"| {margin:+.3f} |" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_text_recipes_refuses_unknown_variants_and_bad_counts(capsys):
+    import text_recipes
+
+    for argv, message in (
+        (["--variants", "plain,bogus"], "--variants: unknown ['bogus']"),
+        (["--tasks", "mnist"], "--tasks: unknown ['mnist']"),
+        (["--seeds", "0"], "Received: --epochs 3 --seeds 0"),
+    ):
+        with pytest.raises(SystemExit):
+            text_recipes.main(argv)
+        assert message in capsys.readouterr().err
